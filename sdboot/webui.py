@@ -1,0 +1,116 @@
+"""Facts about a WebUI folder: which WebUI it is (AUTOMATIC1111, its dev branch, Forge),
+its version (git tag, else CHANGELOG.md) and the torch stack its launch file pins.
+parse_* functions are pure; detect_webui() reads the folder and asks git through the runner."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from sdboot.errors import SdbootError
+from sdboot.model import TorchPins, WebuiFacts
+from sdboot.runner import Runner, which
+
+GIT_TIMEOUT_S = 10.0
+
+_ENV_DEFAULT = r"""environ\.get\(\s*['"]{name}['"]\s*,\s*f?(['"])(?P<value>.*?)\1"""
+
+
+def launch_file(root: Path) -> Path | None:
+    """The file that holds the bootstrap code: modules/launch_utils.py from v1.3 (and in
+    Forge), launch.py before."""
+    for rel in ("modules/launch_utils.py", "launch.py"):
+        if (root / rel).is_file():
+            return root / rel
+    return None
+
+
+def is_webui(root: Path) -> bool:
+    return (root / "launch.py").is_file() and (
+        (root / "modules").is_dir() or (root / "webui.py").is_file())
+
+
+def _env_default(text: str, name: str) -> str | None:
+    match = re.search(_ENV_DEFAULT.format(name=re.escape(name)), text)
+    return match.group("value") if match else None
+
+
+def parse_launch_pins(text: str) -> TorchPins:
+    """The defaults of TORCH_COMMAND, TORCH_INDEX_URL and XFORMERS_PACKAGE. The first
+    TORCH_COMMAND is the CUDA path; later ones are the Intel/macOS branches."""
+    command = _env_default(text, "TORCH_COMMAND") or ""
+    torch = re.search(r"\btorch==([\w.+]+)", command)
+    vision = re.search(r"\btorchvision==([\w.+]+)", command)
+    index = re.search(r"--(?:extra-)?index-url[ =](\S+)", command)
+    index_url = index.group(1) if index else None
+    if index_url and "{" in index_url:  # f"... --extra-index-url {torch_index_url}"
+        index_url = _env_default(text, "TORCH_INDEX_URL")
+    xformers_pkg = _env_default(text, "XFORMERS_PACKAGE") or ""
+    xformers = re.search(r"xformers==([\w.+]+)", xformers_pkg)
+    return TorchPins(
+        torch=torch.group(1) if torch else None,
+        torchvision=vision.group(1) if vision else None,
+        xformers=xformers.group(1) if xformers else None,
+        index_url=index_url,
+    )
+
+
+def parse_webui_version(text: str) -> WebuiFacts:
+    """`--webui-version`: 1.10.1, v1.10.1, 1.0.0-pre, forge, dev."""
+    value = text.strip()
+    lowered = value.lower()
+    if lowered in ("forge", "dev", "a1111-dev"):
+        flavor = "forge" if lowered == "forge" else "a1111-dev"
+        return WebuiFacts(None, flavor, None, "given")
+    version = lowered.removeprefix("v")
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise SdbootError(
+            f"'{text}' is not a WebUI version",
+            "use a release such as 1.10.1 or 1.0.0-pre, or 'forge' or 'dev'") from None
+    return WebuiFacts(None, "a1111", version, "given")
+
+
+def parse_changelog_version(text: str) -> str | None:
+    match = re.search(r"^##\s*v?(\d+\.\d+\.\d+[\w.-]*)", text, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def parse_git_describe(text: str) -> tuple[str | None, bool]:
+    """`git describe --tags` -> (version, exact). v1.10.1-12-gabc -> ("1.10.1", False)."""
+    match = re.fullmatch(r"v?(\d+\.\d+\.\d+(?:-(?:pre|RC))?)(-\d+-g[0-9a-f]+)?", text.strip())
+    if not match:
+        return None, False
+    return match.group(1), match.group(2) is None
+
+
+def detect_webui(root: Path, runner: Runner | None = None) -> WebuiFacts:
+    """Read a WebUI folder. Raises SdbootError (exit 2) when it is not one."""
+    root = root.expanduser().resolve()
+    if not root.is_dir():
+        raise SdbootError(f"{root} is not a directory", "give the path of a WebUI checkout")
+    if not is_webui(root):
+        raise SdbootError(f"{root} is not a Stable Diffusion WebUI checkout (no launch.py)",
+                          "give the folder that holds launch.py and webui.py")
+    flavor = "forge" if (root / "modules_forge").is_dir() else "a1111"
+    lf = launch_file(root)
+    pins = TorchPins()
+    if lf is not None:
+        pins = parse_launch_pins(lf.read_text(encoding="utf-8", errors="replace"))
+    version, source = None, "none"
+    git = which("git")
+    if git and (root / ".git").exists():
+        res = (runner or Runner()).run([git, "-C", str(root), "describe", "--tags"],
+                                       timeout=GIT_TIMEOUT_S)
+        if res.ok:
+            version, exact = parse_git_describe(res.stdout)
+            source = ("git-tag" if exact else "git-describe") if version else "none"
+    if version is None and (root / "CHANGELOG.md").is_file():
+        version = parse_changelog_version(
+            (root / "CHANGELOG.md").read_text(encoding="utf-8", errors="replace")[:4000])
+        source = "changelog" if version else "none"
+    return WebuiFacts(str(root), flavor, version, source, pins,
+                      str(lf.relative_to(root)) if lf else None)

@@ -1,0 +1,60 @@
+"""Shared fixtures: the compiled fake GPU libraries and a helper that runs the real
+`sdboot` CLI in a subprocess with a scenario's environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.world.gpu import GpuLibs, build_gpu_libs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+def clean_env(extra: Mapping[str, str] | None = None, **kw: str) -> dict[str, str]:
+    """The test process's environment without anything GPU-related that could leak in."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("FAKE_", "SDBOOT_")) and k != "LD_LIBRARY_PATH"}
+    env["NO_COLOR"] = "1"
+    env["COLUMNS"] = "200"
+    env["SDBOOT_WSL_LIB_DIR"] = "/nonexistent-wsl"
+    env["SDBOOT_SYSFS_ROOT"] = "/nonexistent-sys"
+    env.update(extra or {})
+    env.update(kw)
+    return env
+
+
+def run_cli(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 60) -> CliResult:
+    proc = subprocess.run([sys.executable, "-m", "sdboot", *args], capture_output=True,
+                          text=True, env=clean_env(env), cwd=cwd or ROOT, timeout=timeout)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def gpu_libs(tmp_path_factory: pytest.TempPathFactory) -> GpuLibs:
+    return build_gpu_libs(tmp_path_factory.mktemp("gpu-libs"))
+
+
+@pytest.fixture()
+def config_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "sdboot-config"
+    d.mkdir()
+    return d

@@ -1,0 +1,61 @@
+"""The CLI as users meet it: help, errors in two lines, JSON only on stdout, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import run_cli
+from tests.world.gpu import K80, RTX_3060, Scenario
+
+
+def test_help_lists_the_commands():
+    res = run_cli("--help")
+    assert res.returncode == 0
+    for word in ("gpu", "profiles", "resolve"):
+        assert word in res.stdout
+
+
+def test_usage_error_is_two_lines_exit_2():
+    res = run_cli("gpu", "--jsn")
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert lines[0].startswith("error: ") and "--jsn" in lines[0]
+    assert lines[1].startswith("hint: ")
+
+
+def test_json_goes_to_stdout_and_parses(gpu_libs):
+    sc = Scenario(driver="531.18", cuda=12010, gpus=(RTX_3060,))
+    res = run_cli("resolve", "--webui-version", "1.10.1", "--json", env=gpu_libs.env(sc))
+    doc = json.loads(res.stdout)
+    assert doc["schema"] == "sdboot.resolve/1"
+    assert (doc["torch"], doc["torchvision"], doc["xformers"], doc["cuda"]) == (
+        "2.1.2+cu121", "0.16.2+cu121", "0.0.23.post1", "12.1")
+    assert doc["index_url"] == "https://download.pytorch.org/whl/cu121"
+
+
+def test_nothing_fits_is_exit_1_with_advice(gpu_libs):
+    sc = Scenario(driver="470.57.02", cuda=11040, gpus=(K80,))
+    res = run_cli("resolve", env=gpu_libs.env(sc, old=True))
+    assert res.returncode == 1
+    assert "error: no profile fits this machine" in res.stderr
+    assert "update the driver to >= 515.43.04 or use --profile cpu" in res.stderr
+    doc = run_cli("resolve", "--json", env=gpu_libs.env(sc, old=True)).json()
+    assert doc["profile"] is None and doc["advice"]
+
+
+def test_explain_lists_rejections(gpu_libs):
+    sc = Scenario(driver="531.18", cuda=12010, gpus=(RTX_3060,))
+    res = run_cli("resolve", "--explain", env=gpu_libs.env(sc))
+    assert "rejected:" in res.stdout
+    assert "torch2.10.0-cu130: driver 531.18 supports CUDA 12.1; this build needs CUDA 13.0" \
+        in res.stdout
+
+
+def test_bad_python_version():
+    res = run_cli("resolve", "--python-version", "three")
+    assert res.returncode == 2 and "not a Python version" in res.stderr
+
+
+def test_version_flag():
+    res = run_cli("--version")
+    assert res.returncode == 0 and res.stdout.startswith("sdboot ")
