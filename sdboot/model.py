@@ -165,3 +165,32 @@ class Resolution:
     reasons: tuple[str, ...]
     rejected: tuple[Rejection, ...]
     advice: tuple[str, ...] = ()  # when nothing fits: what to change
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Fix:
+    summary: str
+    commands: tuple[tuple[str, ...], ...] = ()
+    automatic: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"summary": self.summary, "commands": [list(c) for c in self.commands],
+                "automatic": self.automatic}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str  # stable name, see CONTRACT.md
+    severity: Severity
+    message: str
+    fix: Fix | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "severity": str(self.severity), "message": self.message,
+                "fix": self.fix.to_json() if self.fix else None}

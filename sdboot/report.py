@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 
 from sdboot.model import GpuInfo, Profile, Resolution
+from sdboot.runner import quote
 
 
 def _mib(value: int | None) -> str:
@@ -87,3 +90,24 @@ def render_resolution(con: Console, res: Resolution, explain: bool) -> None:
                 con.print(f"  {rej.profile}: {rej.why}")
     elif res.rejected:
         con.print(f"[dim]{len(res.rejected)} other profiles do not fit; --explain says why[/dim]")
+
+
+MARKS = {"error": "[red]✗[/red]", "warning": "[yellow]![/yellow]", "info": "[dim]i[/dim]"}
+
+
+def render_verdict(con: Console, verdict: Any, doc: dict[str, Any]) -> None:
+    mark = "[green]✓[/green]" if verdict.ok else "[red]✗[/red]"
+    con.print(f"{mark} {verdict.summary}")
+    con.print(f"  [dim]python {doc['python']}"
+              + (f"; expected profile {doc['expected_profile']}" if doc["expected_profile"]
+                 else "") + "[/dim]")
+    for finding in verdict.findings:
+        con.print(f"{MARKS.get(str(finding.severity), '-')} [bold]{finding.code}[/bold]: "
+                  f"{finding.message}")
+        if finding.fix is not None:
+            con.print(f"    fix: {finding.fix.summary}")
+            for argv in finding.fix.commands:
+                con.print(f"      $ {quote(argv)}", markup=False)
+    if not verdict.ok:
+        con.print("The WebUI cannot run on this GPU with this environment; "
+                  "apply the fix above, then run sdboot verify again.")

@@ -58,3 +58,43 @@ def config_dir(tmp_path: Path) -> Path:
     d = tmp_path / "sdboot-config"
     d.mkdir()
     return d
+
+
+# -- the package world (issue 3) -------------------------------------------------------------
+
+from tests.world.index import LocalIndex, build_world_index, overlay_profiles  # noqa: E402
+
+
+@dataclass
+class PackageWorld:
+    index: LocalIndex
+    config_dir: Path
+    uv_cache: Path
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Installer settings that reach only the local world: no user pip config, the
+        local index as the default index, a private uv cache, the overlay profiles."""
+        env = {k: v for k, v in clean_env().items() if not k.startswith(("PIP_", "UV_"))}
+        env.update({
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_INDEX_URL": self.index.index_url("simple"),
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "UV_INDEX_URL": self.index.index_url("simple"),
+            "UV_CACHE_DIR": str(self.uv_cache),
+            "UV_NO_CONFIG": "1",
+            "UV_PYTHON_DOWNLOADS": "never",
+            "SDBOOT_CONFIG_DIR": str(self.config_dir),
+        })
+        env.update(extra or {})
+        return env
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> PackageWorld:
+    root = tmp_path_factory.mktemp("world")
+    index = build_world_index(root / "index")
+    index.start()
+    config = root / "config"
+    overlay_profiles(config, index, ROOT / "profiles")
+    yield PackageWorld(index, config, root / "uv-cache")
+    index.stop()

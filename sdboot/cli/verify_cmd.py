@@ -1,9 +1,39 @@
-"""`sdboot verify` (issue 3 fills it in)."""
+"""`sdboot verify`: prove that the environment's torch runs on this machine's GPU."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    @app.command("verify")
+    def verify(
+        webui_dir: Path | None = typer.Argument(None, metavar="[WEBUI_DIR]",
+                                                help="The WebUI folder (default: the current "
+                                                "folder when it holds a WebUI)."),
+        python: Path | None = typer.Option(None, "--python", metavar="PATH",
+                                           help="The environment's interpreter (default: "
+                                           "the WebUI's venv)."),
+        json_out: bool = typer.Option(False, "--json", help="Print sdboot.verify/1 JSON."),
+    ) -> None:
+        """Check that CUDA torch, not a CPU build, really runs on this GPU.
+
+        Runs one probe inside the environment's own Python (import torch, is_available,
+        the devices and their architectures, and the kernel check
+        (torch.ones(8, device="cuda") * 2).sum().item() == 16), then compares it with the
+        GPU, the driver and the expected profile. Exit 1 when the WebUI could not run on
+        this GPU, with the exact command that fixes it.
+        """
+        from sdboot.cli.common import console, emit_json
+        from sdboot.report import render_verdict
+        from sdboot.verify_run import run_verify
+
+        verdict, doc = run_verify(webui_dir, python)
+        if json_out:
+            emit_json(doc)
+        else:
+            render_verdict(console(), verdict, doc)
+        if not verdict.ok:
+            raise typer.Exit(1)
