@@ -68,8 +68,10 @@ class Verdict:
 
 
 def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
-                 python: str) -> Verdict:
-    """Can this environment run the WebUI on this machine's GPU? Pure."""
+                 python: str, pinned: bool = True) -> Verdict:
+    """Can this environment run the WebUI on this machine's GPU? Pure. `expected` gives the
+    fix commands; only a pinned expectation (install record, --profile, the WebUI's own
+    pins) can make installed versions "drift" -- the resolver's pick is a suggestion."""
     findings: list[Finding] = []
     torch = probe.get("torch") or {}
     nvidia = gpu.vendor == Vendor.NVIDIA and bool(gpu.gpus)
@@ -145,7 +147,7 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
                                         f"the kernel check {probe_module.KERNEL_CHECK} failed: "
                                         f"{error}", fix))
 
-    if expected is not None and _base(version) != expected.torch_base and not (
+    if pinned and expected is not None and _base(version) != expected.torch_base and not (
             cpu_build and nvidia):
         findings.append(Finding("torch-drift", Severity.WARNING,
                                 f"torch {version} is installed; the expected stack "
@@ -183,25 +185,26 @@ def _verdict(findings: list[Finding], summary: str) -> Verdict:
 
 
 def expected_profile(profiles: dict[str, Profile], webui_pins_torch: str | None,
-                     resolved: Profile | None) -> Profile | None:
+                     resolved: Profile | None) -> tuple[Profile | None, str]:
     """CONTRACT order, without an install record yet: the WebUI launch file's pins (when a
-    profile carries them), else the resolver's choice."""
+    profile carries them), else the resolver's choice. Returns (profile, source)."""
     if webui_pins_torch:
         base = _base(webui_pins_torch)
         for p in sorted(profiles.values(), key=lambda p: p.name):
             if p.torch_base == base and p.backend == "cuda":
-                return p
-    return resolved
+                return p, "webui-pins"
+    return resolved, "resolver"
 
 
 def verdict_to_json(verdict: Verdict, python: Path, probe: dict[str, Any], gpu: GpuInfo,
-                    expected: Profile | None) -> dict[str, Any]:
+                    expected: Profile | None, expected_source: str) -> dict[str, Any]:
     return {
         "schema": "sdboot.verify/1",
         "ok": verdict.ok,
         "summary": verdict.summary,
         "python": str(python),
         "expected_profile": expected.name if expected else None,
+        "expected_source": expected_source,
         "findings": [f.to_json() for f in verdict.findings],
         "probe": probe,
         "gpu": gpu.to_json(),

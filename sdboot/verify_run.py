@@ -43,6 +43,6 @@ def run_verify(webui_dir: Path | None, python: Path | None,
     profiles = load_profiles()
     py_version = ".".join(str(probe.get("python", "3.10")).split(".")[:2])
     resolved = resolve_profile(profiles, gpu, host, py_version, webui).profile
-    expected = expected_profile(profiles, webui.pins.torch if webui else None, resolved)
-    verdict = assess_stack(probe, gpu, expected, str(interpreter))
-    return verdict, verdict_to_json(verdict, interpreter, probe, gpu, expected)
+    expected, source = expected_profile(profiles, webui.pins.torch if webui else None, resolved)
+    verdict = assess_stack(probe, gpu, expected, str(interpreter), pinned=source != "resolver")
+    return verdict, verdict_to_json(verdict, interpreter, probe, gpu, expected, source)
