@@ -214,8 +214,7 @@ def probe_sysfs(notes: list[str], root: str) -> GpuInfo | None:
             memory = int((dev / "mem_info_vram_total").read_text().strip()) // (1024 * 1024)
         except (OSError, ValueError):
             pass
-        name = f"{vendor.value.upper() if vendor != Vendor.NVIDIA else 'NVIDIA'} GPU " \
-               f"(PCI {vendor_id}:{device_id})"
+        name = f"{vendor.value.upper()} GPU (PCI {vendor_id}:{device_id})"
         found.append((vendor, GpuDevice(len(found), name, memory, None)))
     if not found:
         notes.append("sysfs: no AMD, Intel or NVIDIA display device")
@@ -231,6 +230,20 @@ def probe_sysfs(notes: list[str], root: str) -> GpuInfo | None:
     return GpuInfo(vendor, GpuSource.SYSFS, None, None, devices, tuple(notes))
 
 
+def parse_rocminfo(text: str) -> tuple[GpuDevice, ...]:
+    """GPU agents of `rocminfo` (CPU agents are listed too and skipped)."""
+    devices: list[GpuDevice] = []
+    for block in re.split(r"\n(?=\*+\s*\n\s*Agent \d+)", text):
+        if not re.search(r"Device Type:\s*GPU", block):
+            continue
+        name = re.search(r"Marketing Name:\s*(.+)", block)
+        gfx = re.search(r"\bName:\s*(gfx\w+)", block)
+        label = (name.group(1).strip() if name else "AMD GPU") + (
+            f" ({gfx.group(1)})" if gfx else "")
+        devices.append(GpuDevice(len(devices), label, None, None))
+    return tuple(devices)
+
+
 def probe_rocm(notes: list[str], runner: Runner, timeout: float) -> GpuInfo | None:
     exe = which("rocminfo")
     if exe is None:
@@ -240,11 +253,7 @@ def probe_rocm(notes: list[str], runner: Runner, timeout: float) -> GpuInfo | No
     if not res.ok:
         notes.append(f"rocminfo failed: {res.tail(2)}")
         return None
-    names = re.findall(r"Marketing Name:\s*(.+)", res.stdout)
-    gfx = re.findall(r"Name:\s*(gfx\w+)", res.stdout)
-    devices = tuple(GpuDevice(i, n.strip(), None, gfx[i] if i < len(gfx) else None)
-                    for i, n in enumerate(names) if "CPU" not in n.upper() or gfx)
-    devices = tuple(d for d in devices if d.compute_capability)
+    devices = parse_rocminfo(res.stdout)
     if not devices:
         notes.append("rocminfo listed no GPU agent")
         return None

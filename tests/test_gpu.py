@@ -131,3 +131,25 @@ def test_parse_smi_output():
     assert driver == "531.18" and [d.compute_capability for d in devs] == ["8.6", "3.7"]
     assert parse_smi_cuda_version("| NVIDIA-SMI 531.18   Driver Version: 531.18   "
                                   "CUDA Version: 12.1     |") == "12.1"
+
+
+ROCMINFO = """*******
+Agent 1
+*******
+  Name:                    AMD Ryzen 9 7950X 16-Core Processor
+  Marketing Name:          AMD Ryzen 9 7950X 16-Core Processor
+  Device Type:             CPU
+*******
+Agent 2
+*******
+  Name:                    gfx1100
+  Marketing Name:          AMD Radeon RX 7900 XTX
+  Device Type:             GPU
+"""
+
+
+def test_parse_rocminfo_keeps_gpu_agents_only():
+    from sdboot.gpu import parse_rocminfo
+
+    devs = parse_rocminfo(ROCMINFO)
+    assert [d.name for d in devs] == ["AMD Radeon RX 7900 XTX (gfx1100)"]
