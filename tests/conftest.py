@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -70,6 +71,18 @@ class PackageWorld:
     index: LocalIndex
     config_dir: Path
     uv_cache: Path
+
+    @contextlib.contextmanager
+    def active(self):
+        """This process's environment replaced by env() for in-process installer calls."""
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.env())
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Installer settings that reach only the local world: no user pip config, the

@@ -3,7 +3,6 @@ installing stub wheels from the loopback index into real venvs."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -30,15 +29,8 @@ def make_venv(path: Path, with_pip: bool = True) -> Path:
 
 
 def profiles_in(world) -> dict:
-    old = os.environ.get("SDBOOT_CONFIG_DIR")
-    os.environ["SDBOOT_CONFIG_DIR"] = str(world.config_dir)
-    try:
+    with world.active():
         return load_profiles()
-    finally:
-        if old is None:
-            del os.environ["SDBOOT_CONFIG_DIR"]
-        else:
-            os.environ["SDBOOT_CONFIG_DIR"] = old
 
 
 def installed(python: Path, env: dict) -> dict[str, str]:
@@ -57,14 +49,8 @@ def test_install_exact_stack_and_constraints_hold(world, gpu_libs, tmp_path, kin
     constraints = tmp_path / "webui" / ".sdboot" / "constraints.txt"
     runner = Runner(log_path=tmp_path / "install.log")
     lines: list[str] = []
-    old_env = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
+    with world.active():
         install_stack(profile, python, constraints, runner, installer, on_progress=lines.append)
-    finally:
-        os.environ.clear()
-        os.environ.update(old_env)
     have = installed(python, env)
     assert (have["torch"], have["torchvision"], have["xformers"]) == (
         "2.1.2+cu121", "0.16.2+cu121", "0.0.23.post1")
@@ -127,13 +113,8 @@ def test_pre_2_0_extra_index_install_with_uv(world, tmp_path):
     env = world.env()
     profile = profiles_in(world)["torch1.13.1-cu117"]
     python = make_venv(tmp_path / "venv")
-    old_env = dict(os.environ)
-    os.environ.update(env)
-    try:
+    with world.active():
         install_stack(profile, python, tmp_path / "c.txt", Runner(), choose_installer("uv"))
-    finally:
-        os.environ.clear()
-        os.environ.update(old_env)
     have = installed(python, env)
     assert (have["torch"], have["xformers"]) == ("1.13.1+cu117", "0.0.16rc425")
 
