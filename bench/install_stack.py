@@ -20,7 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sdboot.packages import choose_installer, install_stack, plan_stack_install  # noqa: E402
+from sdboot.packages import (  # noqa: E402
+    choose_installer,
+    install_stack,
+    plan_stack_install,
+    write_constraints,
+)
 from sdboot.profiles import load_profiles  # noqa: E402
 from sdboot.runner import Runner  # noqa: E402
 from sdboot.verify import run_probe  # noqa: E402
@@ -64,10 +69,7 @@ def main() -> None:
                         if way == "sdboot":
                             install_stack(profile, py, constraints, Runner(), installer)
                         else:
-                            constraints.write_text("\n".join(
-                                [f"torch=={profile.torch}",
-                                 f"torchvision=={profile.torchvision}",
-                                 f"xformers=={profile.xformers}"]) + "\n")
+                            write_constraints(profile, constraints)
                             for argv in plan_stack_install(profile, py, installer, constraints):
                                 subprocess.run(argv, check=True, stdout=subprocess.DEVNULL,
                                                stderr=subprocess.DEVNULL)

@@ -17,7 +17,6 @@ from sdboot.model import Profile
 from sdboot.runner import Runner, which
 
 INSTALL_TIMEOUT_S = 3600.0
-CONSTRAINTS_NAME = "constraints.txt"
 
 
 @dataclass(frozen=True)
@@ -111,12 +110,13 @@ def plan_stack_install(profile: Profile, python: Path, installer: Installer, con
     constraints, so it can never pull in another torch."""
     source = source or profile_source(profile)
     base = installer.base(python)
-    commands = [[*base, f"torch=={profile.torch}", f"torchvision=={profile.torchvision}",
-                 *source.args(), "-c", str(constraints), *profile.pip_args]]
-    if profile.xformers:
+    pins = stack_pins(profile)
+    torch_pins, xformers_pins = pins[:2], pins[2:]
+    commands = [[*base, *torch_pins, *source.args(), "-c", str(constraints), *profile.pip_args]]
+    if xformers_pins:
         extra = (["--extra-index-url", source.url] if source.url and source.mode
                  in ("index", "extra") else source.args())
-        commands.append([*base, f"xformers=={profile.xformers}", *extra, "-c", str(constraints),
+        commands.append([*base, *xformers_pins, *extra, "-c", str(constraints),
                          *profile.pip_args])
     return commands
 

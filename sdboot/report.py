@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from sdboot.model import GpuInfo, Profile, Resolution
 from sdboot.runner import quote
+
+if TYPE_CHECKING:
+    from sdboot.verify import Verdict
 
 
 def _mib(value: int | None) -> str:
@@ -95,7 +98,7 @@ def render_resolution(con: Console, res: Resolution, explain: bool) -> None:
 MARKS = {"error": "[red]✗[/red]", "warning": "[yellow]![/yellow]", "info": "[dim]i[/dim]"}
 
 
-def render_verdict(con: Console, verdict: Any, doc: dict[str, Any]) -> None:
+def render_verdict(con: Console, verdict: Verdict, doc: dict[str, Any]) -> None:
     mark = "[green]✓[/green]" if verdict.ok else "[red]✗[/red]"
     con.print(f"{mark} {verdict.summary}")
     con.print(f"  [dim]python {doc['python']}"

@@ -160,11 +160,7 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
             "xformers-mismatch", Severity.ERROR,
             f"xformers {xformers.get('version')} was built for torch {built_for}, "
             f"but torch {version} is installed: its CUDA ops will not load",
-            Fix("install the xformers built for the installed torch",
-                ((python, "-m", "pip", "install", "--no-deps",
-                  f"xformers=={expected.xformers}"),) if expected and expected.xformers
-                and _base(version) == expected.torch_base else (),
-                automatic=bool(expected and expected.xformers))))
+            _xformers_fix(expected, version, python)))
     if cpu_build and not nvidia:
         summary = f"CPU torch {version} on a machine without a supported GPU"
     elif nvidia and torch.get("kernel_ok"):
@@ -173,6 +169,16 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
     else:
         summary = f"torch {version}"
     return _verdict(findings, summary)
+
+
+def _xformers_fix(expected: Profile | None, torch_version: str, python: str) -> Fix:
+    """The pinned xformers when the installed torch is the expected one; else advice."""
+    if expected and expected.xformers and _base(torch_version) == expected.torch_base:
+        return Fix("install the xformers built for the installed torch",
+                   ((python, "-m", "pip", "install", "--no-deps",
+                     f"xformers=={expected.xformers}"),), automatic=True)
+    return Fix("install the xformers release built for the installed torch "
+               "(FACTS: each xformers up to 0.0.34 pins one exact torch), or uninstall it")
 
 
 def findings_of(findings: list[Finding], code: str) -> list[Finding]:

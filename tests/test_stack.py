@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from sdboot.packages import Installer, choose_installer, install_stack, plan_stack_install
+from sdboot.packages import (
+    Installer,
+    choose_installer,
+    constraint_env,
+    install_stack,
+    plan_stack_install,
+)
 from sdboot.profiles import load_profiles
 from sdboot.runner import Runner
 from sdboot.verify import run_probe
@@ -63,7 +69,7 @@ def test_install_exact_stack_and_constraints_hold(world, gpu_libs, tmp_path, kin
     # A requirements file (or an extension) that asks for another torch cannot replace it.
     req = tmp_path / "requirements.txt"
     req.write_text("torch==2.0.1\n")
-    pinned = dict(env, PIP_CONSTRAINT=str(constraints), UV_CONSTRAINT=str(constraints))
+    pinned = dict(env, **constraint_env(constraints))
     cu118 = world.index.index_url("cu118")
     if kind == "pip":
         argv = [str(python), "-m", "pip", "install", "-r", str(req), "--extra-index-url", cu118]

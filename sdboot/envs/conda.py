@@ -16,7 +16,7 @@ import yaml
 
 from sdboot.envs import env_python
 from sdboot.errors import SdbootError
-from sdboot.runner import Runner, which
+from sdboot.runner import Runner
 
 DROPPED = {"pytorch", "torch", "torchvision", "torchaudio", "cudatoolkit", "pytorch-cuda",
            "cuda-toolkit"}
@@ -63,14 +63,6 @@ def python_of_environment(doc: dict[str, Any]) -> str | None:
         if isinstance(dep, str) and _package_name(dep) == "python" and "=" in dep:
             version = dep.split("=", 1)[1].lstrip("=").strip()
             return ".".join(version.split(".")[:2])
-    return None
-
-
-def find_conda() -> str | None:
-    for name in ("conda", "mamba", "micromamba"):
-        exe = which(name)
-        if exe:
-            return exe
     return None
 
 
