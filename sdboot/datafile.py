@@ -90,3 +90,17 @@ def config_dir() -> Path:
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "sdboot"
     return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "sdboot"
+
+
+def cache_dir() -> Path:
+    """Throwaway state (the mirror health ranking): $SDBOOT_CACHE_DIR, else the platform's
+    user cache folder."""
+    explicit = os.environ.get("SDBOOT_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) \
+            / "sdboot" / "cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "sdboot"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sdboot"

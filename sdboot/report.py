@@ -11,6 +11,9 @@ from sdboot.model import GpuInfo, Profile, Resolution
 from sdboot.runner import quote
 
 if TYPE_CHECKING:
+    from sdboot.health import Health
+    from sdboot.mirror_apply import ApplyResult
+    from sdboot.mirrors import MirrorTable, Selection
     from sdboot.verify import Verdict
 
 
@@ -114,3 +117,117 @@ def render_verdict(con: Console, verdict: Verdict, doc: dict[str, Any]) -> None:
     if not verdict.ok:
         con.print("The WebUI cannot run on this GPU with this environment; "
                   "apply the fix above, then run sdboot verify again.")
+
+
+# --- mirrors ---------------------------------------------------------------------------------
+
+
+def render_mirror_list(con: Console, table: MirrorTable) -> None:
+    from sdboot.mirrors import GROUPS
+
+    width = max((len(m.name) for m in table.mirrors.values()), default=8)
+    for group in GROUPS:
+        mirrors = table.of_group(group)
+        if not mirrors:
+            continue
+        con.print(f"[bold]{group}[/bold]")
+        for m in mirrors:
+            extra = [str(m.kind)] + ([m.region] if m.region else [])
+            if m.source == "user":
+                extra.append("yours")
+            line = f"  {m.name:<{width}}  {m.url}  ({', '.join(extra)})"
+            if m.dead_since:
+                con.print(f"[dim]{line}  dead since {m.dead_since}[/dim]", soft_wrap=True)
+            else:
+                con.print(line, soft_wrap=True, markup=False)
+            if m.notes:
+                con.print(f"  {'':<{width}}  {m.notes}", style="dim", soft_wrap=True,
+                          markup=False)
+    if table.presets:
+        con.print("\nPresets (--mirror NAME):")
+        for name, choice in table.presets.items():
+            con.print(f"  {name}: " + ", ".join(f"{g}={n}" for g, n in choice.items()),
+                      soft_wrap=True)
+    if table.substitutions:
+        con.print("\nRepositories that are gone, and their replacements:")
+        for sub in table.substitutions:
+            con.print(f"  {sub.from_url} -> {sub.to_url}", soft_wrap=True)
+
+
+def render_health(con: Console, results: list[Health], elapsed_s: float, deadline_s: float,
+                  reasons: list[str]) -> None:
+    from sdboot.mirrors import GROUPS
+
+    for group in GROUPS:
+        mine = [h for h in results if h.candidate.group == group]
+        if not mine:
+            continue
+        con.print(f"[bold]{group}[/bold]")
+        for h in mine:
+            c = h.candidate
+            if h.alive:
+                mark, what = "[green]✓[/green]", f"{h.latency_ms:7.0f} ms"
+            else:
+                mark, what = "[red]✗[/red]", f"{h.error}"
+            con.print(f"  {mark} {c.name:<16} {what:<12}  {c.url}"
+                      if h.alive else f"  {mark} {c.name:<16} {c.url}  ({what})")
+    con.print(f"\nTested {len(results)} candidates in {elapsed_s:.1f} s "
+              f"(deadline {deadline_s:g} s).")
+    for reason in reasons:
+        con.print(f"auto would choose: {reason}")
+    if not reasons:
+        con.print("auto would choose: the upstreams (they answer well).")
+
+
+def render_apply(con: Console, result: ApplyResult, sel: Selection, dry_run: bool) -> None:
+    if dry_run:
+        if result.diff:
+            con.print(result.diff.rstrip("\n"), markup=False, highlight=False)
+        con.print(f"(dry run: nothing changed; {len(result.files)} file(s) would change)")
+        return
+    chosen = sel.chosen()
+    picked = ", ".join(f"{g}={n}" for g, n in chosen.items()) or "none (upstreams)"
+    if result.mode == "rewrite":
+        if result.files and result.urls:
+            con.print(f"Rewrote {result.urls} string(s) with GitHub URLs in {result.files[0]} "
+                      f"through {picked}.")
+            con.print(f"[yellow]warning:[/yellow] {result.notes[0]}")
+        else:
+            con.print(f"{result.files[0] if result.files else 'launch file'}: already "
+                      "rewritten this way; nothing to do.")
+        return
+    if result.files:
+        con.print(f"Mirrors {picked} written to {', '.join(result.files)} "
+                  "(a block between sdboot's markers).")
+    else:
+        con.print(f"Mirrors {picked}: webui-user files already up to date.")
+    if result.env is not None:
+        for name, value in result.env.vars.items():
+            con.print(f"  {name}={value}", markup=False, highlight=False)
+    for note in result.notes:
+        con.print(f"note: {note}")
+    con.print(f"Undo with: sdboot mirror revert {quote([str(result.root)])}")
+
+
+def render_mirror_status(con: Console, doc: dict[str, Any]) -> None:
+    con.print(f"WebUI {doc['webui']}  (launch file {doc['launch_file']})")
+    rw = doc.get("rewrite")
+    if rw:
+        con.print(f"rewrite: {rw['file']} through {rw['mirror']} ({rw['prefix']}), "
+                  f"{rw['urls']} string(s): {rw['state']}")
+    elif doc.get("hand_rewrites"):
+        con.print(f"rewrite: [yellow]{len(doc['hand_rewrites'])} proxied GitHub URL(s) "
+                  "not written by sdboot[/yellow] (an old hand edit?), e.g.")
+        con.print(f"  {doc['hand_rewrites'][0]}", markup=False)
+        con.print("  `sdboot mirror revert DIR` removes them.")
+    else:
+        con.print("rewrite: none (the launch file has its upstream URLs)")
+    env = doc.get("env")
+    if env:
+        con.print(f"env: managed block in {', '.join(env['files']) or '(no file)'}")
+        for name, value in (env.get("vars") or {}).items():
+            con.print(f"  {name}={value}", markup=False, highlight=False)
+    else:
+        con.print("env: none")
+    for problem in doc.get("problems", []):
+        con.print(f"[yellow]problem:[/yellow] {problem}")

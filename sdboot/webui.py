@@ -4,6 +4,7 @@ parse_* functions are pure; detect_webui() reads the folder and asks git through
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -35,6 +36,29 @@ def is_webui(root: Path) -> bool:
 def _env_default(text: str, name: str) -> str | None:
     match = re.search(_ENV_DEFAULT.format(name=re.escape(name)), text)
     return match.group("value") if match else None
+
+
+def parse_env_defaults(text: str) -> dict[str, str]:
+    """Every `os.environ.get('NAME', "literal default")` of a launch file, in file order; the
+    first default of a name wins (the CUDA TORCH_COMMAND comes before the Intel/macOS ones).
+    f-string defaults are left out: their value is only known at run time."""
+    try:
+        tree = ast.parse(text.removeprefix("\ufeff"))
+    except SyntaxError:
+        return {}
+    found: list[tuple[int, int, str, str]] = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get" and isinstance(node.func.value, ast.Attribute)
+                and node.func.value.attr == "environ" and len(node.args) == 2
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+                and isinstance(node.args[1], ast.Constant)
+                and isinstance(node.args[1].value, str)):
+            found.append((node.lineno, node.col_offset, node.args[0].value, node.args[1].value))
+    defaults: dict[str, str] = {}
+    for _, _, name, value in sorted(found):
+        defaults.setdefault(name, value)
+    return defaults
 
 
 def parse_launch_pins(text: str) -> TorchPins:

@@ -1,0 +1,204 @@
+"""`sdboot mirror list|test|apply|revert|status`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from sdboot.mirrors import MirrorTable, Selection
+
+mirror_app = typer.Typer(
+    help="Mirrors for GitHub, the package index, PyTorch wheels, Hugging Face and conda "
+    "(for slow or blocked networks, e.g. in mainland China).\n\n"
+    "Try: sdboot mirror test, then sdboot mirror apply WEBUI_DIR --mirror cn",
+    no_args_is_help=True)
+
+GROUP_HELP = "github, pypi, torch, hf or conda"
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(mirror_app, name="mirror")
+
+
+@mirror_app.command("list")
+def list_mirrors(
+    json_out: bool = typer.Option(False, "--json", help="Print sdboot.mirror-list/1 JSON."),
+) -> None:
+    """The mirror table: shipped entries and yours ($SDBOOT_CONFIG_DIR/mirrors.yaml)."""
+    from sdboot.cli.common import console, emit_json
+    from sdboot.mirrors import load_mirrors
+    from sdboot.report import render_mirror_list
+
+    table = load_mirrors()
+    if json_out:
+        emit_json({"schema": "sdboot.mirror-list/1",
+                   "mirrors": [m.to_json() for m in table.mirrors.values()],
+                   "presets": table.presets,
+                   "substitutions": [{"from": s.from_url, "to": s.to_url}
+                                     for s in table.substitutions]})
+        return
+    render_mirror_list(console(), table)
+
+
+@mirror_app.command("test")
+def test_mirrors(
+    kind: list[str] = typer.Option([], "--kind", metavar="KIND",
+                                   help=f"Only these groups ({GROUP_HELP}); repeatable."),
+    timeout: float = typer.Option(6.0, "--timeout", metavar="SECONDS", min=0.2, max=120,
+                                  help="One deadline for all probes together."),
+    insecure: bool = typer.Option(False, "--insecure", help="Also probe plain-http mirrors."),
+    json_out: bool = typer.Option(False, "--json", help="Print sdboot.mirror-test/1 JSON."),
+) -> None:
+    """Probe every mirror and upstream at once and rank them by latency.
+
+    GitHub mirrors must answer git's info/refs for a real repository (what a clone asks
+    first), indexes their simple page, Hugging Face a small file. Whatever has not answered
+    at the deadline counts as dead, so the whole test takes at most --timeout seconds.
+    The ranking is cached for --mirror auto.
+    """
+    import time
+
+    from sdboot.cli.common import console, emit_json
+    from sdboot.errors import SdbootError
+    from sdboot.health import choose_auto, plan_candidates, rank, run_health, save_cache
+    from sdboot.mirrors import GROUPS, load_mirrors
+    from sdboot.report import render_health
+
+    groups = tuple(kind) or GROUPS
+    bad = [g for g in groups if g not in GROUPS]
+    if bad:
+        raise SdbootError(f"unknown --kind '{bad[0]}'", f"use one of: {GROUP_HELP}")
+    table = load_mirrors()
+    cands = plan_candidates(table, groups, insecure=insecure)
+    started = time.monotonic()
+    results = run_health(cands, timeout)
+    elapsed = time.monotonic() - started
+    if set(groups) == set(GROUPS):
+        save_cache(results)
+    choice, reasons = choose_auto(results, table)
+    if json_out:
+        emit_json({"schema": "sdboot.mirror-test/1", "deadline_s": timeout,
+                   "elapsed_s": round(elapsed, 3),
+                   "results": [h.to_json() for h in rank(results)],
+                   "auto": choice.to_json(), "reasons": reasons})
+    else:
+        render_health(console(), rank(results), elapsed, timeout, reasons)
+    if not any(h.alive for h in results):
+        raise typer.Exit(1)
+
+
+def _selection(mirror: str | None, github: str | None, pypi: str | None, torch: str | None,
+               hf: str | None, insecure: bool, timeout: float,
+               ) -> tuple[MirrorTable, Selection, list[str]]:
+    from sdboot.health import auto_select
+    from sdboot.mirrors import load_mirrors, select
+
+    table = load_mirrors()
+    reasons: list[str] = []
+    if mirror == "auto":
+        auto, reasons, _ = auto_select(table, timeout)
+        sel = select(table, None, insecure, **{**auto.chosen(), "github": github,
+                                               "pypi": pypi, "torch": torch, "hf": hf})
+    else:
+        sel = select(table, mirror, insecure, github=github, pypi=pypi, torch=torch, hf=hf)
+    return table, sel, reasons
+
+
+@mirror_app.command("apply")
+def apply(
+    webui_dir: Path = typer.Argument(..., metavar="WEBUI_DIR", help="The WebUI folder."),
+    github: str | None = typer.Option(None, "--github", metavar="NAME",
+                                      help="GitHub mirror (see sdboot mirror list)."),
+    mirror: str | None = typer.Option(None, "--mirror", metavar="PRESET|auto",
+                                      help="A preset such as cn (one mirror per group), or "
+                                      "auto (the fastest that answer)."),
+    pypi: str | None = typer.Option(None, "--pypi", metavar="NAME", help="Package index mirror."),
+    torch: str | None = typer.Option(None, "--torch", metavar="NAME",
+                                     help="PyTorch wheel mirror."),
+    hf: str | None = typer.Option(None, "--hf", metavar="NAME", help="Hugging Face endpoint."),
+    mode: str = typer.Option("env", "--mode", metavar="env|rewrite",
+                             help="env (default): variables in webui-user.sh/.bat, no WebUI "
+                             "file changes. rewrite: edit the launch file's GitHub URLs "
+                             "(the old way; blocks git pull)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff, change nothing."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow plain-http mirrors."),
+    timeout: float = typer.Option(6.0, "--timeout", metavar="SECONDS", min=0.2, max=120,
+                                  help="Deadline of the health check behind --mirror auto."),
+) -> None:
+    """Send the WebUI's downloads through mirrors.
+
+    --mode env (the default) writes a managed block into webui-user.sh and webui-user.bat:
+    the WebUI's *_REPO / *_PACKAGE / TORCH_* / INDEX_URL variables, PIP_INDEX_URL,
+    HF_ENDPOINT, and git's url.<mirror>.insteadOf for the WebUI's processes only (through
+    GIT_CONFIG_COUNT), so extension installs go through the mirror too.
+
+    --mode rewrite puts a proxy prefix in front of every GitHub URL in the launch file's
+    string literals, keeping every other byte; `sdboot mirror revert` restores the file
+    exactly.
+    """
+    from sdboot.cli.common import console
+    from sdboot.errors import SdbootError
+    from sdboot.mirror_apply import apply_env, apply_rewrite, webui_root
+    from sdboot.report import render_apply
+
+    if mode not in ("env", "rewrite"):
+        raise SdbootError(f"unknown --mode '{mode}'", "use env or rewrite")
+    root = webui_root(webui_dir)
+    table, sel, reasons = _selection(mirror, github, pypi, torch, hf, insecure, timeout)
+    if mode == "rewrite":
+        result = apply_rewrite(root, sel, table, dry_run)
+    else:
+        result = apply_env(root, sel, table, dry_run)
+    con = console()
+    for reason in reasons:
+        con.print(f"auto: {reason}")
+    render_apply(con, result, sel, dry_run)
+
+
+@mirror_app.command("revert")
+def revert_cmd(
+    webui_dir: Path = typer.Argument(..., metavar="WEBUI_DIR", help="The WebUI folder."),
+    force: bool = typer.Option(False, "--force", help="Restore the original even if the "
+                               "launch file was edited since (the edited file is kept)."),
+) -> None:
+    """Undo `mirror apply`: the launch file byte for byte, and the webui-user block.
+
+    A launch file that someone rewrote by hand (the old ghproxy.com guides) is cleaned by
+    removing the proxy prefixes from its GitHub URLs.
+    """
+    from sdboot.cli.common import console
+    from sdboot.mirror_apply import revert, webui_root
+    from sdboot.mirrors import load_mirrors
+
+    root = webui_root(webui_dir)
+    result = revert(root, load_mirrors(), force)
+    con = console()
+    if not result.restored and not result.notes:
+        con.print("Nothing to revert: no mirror is applied to this WebUI.")
+    for rel in result.restored:
+        con.print(f"restored {rel}")
+    for note in result.notes:
+        con.print(note)
+
+
+@mirror_app.command("status")
+def status_cmd(
+    webui_dir: Path = typer.Argument(..., metavar="WEBUI_DIR", help="The WebUI folder."),
+    json_out: bool = typer.Option(False, "--json", help="Print sdboot.mirror-status/1 JSON."),
+) -> None:
+    """What mirroring is applied to a WebUI: a launch-file rewrite (by sdboot or by hand),
+    and the env block in webui-user.sh / .bat."""
+    from sdboot.cli.common import console, emit_json
+    from sdboot.mirror_apply import status, webui_root
+    from sdboot.mirrors import load_mirrors
+    from sdboot.report import render_mirror_status
+
+    root = webui_root(webui_dir)
+    doc = status(root, load_mirrors())
+    if json_out:
+        emit_json(doc)
+    else:
+        render_mirror_status(console(), doc)
