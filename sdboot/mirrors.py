@@ -219,10 +219,19 @@ def _merge_layer(doc: Any, path: Path, source: str, mirrors: dict[str, Mirror],
     if not isinstance(doc, dict):
         raise bad_data(path, 1, "mirrors.yaml must be a mapping with mirrors / presets / "
                        "substitutions")
-    unknown = set(doc) - {"mirrors", "presets", "substitutions", "upstreams", "probes"}
+    unknown = set(doc) - {"mirrors", "presets", "substitutions", "upstreams", "probes",
+                          "replace_shipped"}
     if unknown:
         key = sorted(unknown)[0]
         raise bad_data(path, line_of(doc, key), f"unknown top-level key '{key}'")
+    if doc.get("replace_shipped") is True:  # "only our own mirrors" (a company network)
+        if source == "shipped":
+            raise bad_data(path, line_of(doc, "replace_shipped"), "only an overlay may "
+                           "replace the shipped table")
+        mirrors.clear()
+        presets.clear()
+        subs.clear()
+        extra.pop("_preset_lines", None)
     entries = doc.get("mirrors") or []
     if not isinstance(entries, list):
         raise bad_data(path, line_of(doc, "mirrors"), "'mirrors' must be a list")

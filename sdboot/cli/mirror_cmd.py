@@ -93,6 +93,8 @@ def test_mirrors(
 def _selection(mirror: str | None, github: str | None, pypi: str | None, torch: str | None,
                hf: str | None, insecure: bool, timeout: float,
                ) -> tuple[MirrorTable, Selection, list[str]]:
+    from dataclasses import replace
+
     from sdboot.health import auto_select
     from sdboot.mirrors import load_mirrors, select
 
@@ -100,8 +102,10 @@ def _selection(mirror: str | None, github: str | None, pypi: str | None, torch: 
     reasons: list[str] = []
     if mirror == "auto":
         auto, reasons, _ = auto_select(table, timeout)
-        sel = select(table, None, insecure, **{**auto.chosen(), "github": github,
-                                               "pypi": pypi, "torch": torch, "hf": hf})
+        given = {"github": github, "pypi": pypi, "torch": torch, "hf": hf}
+        sel = select(table, None, insecure,
+                     **{**auto.chosen(), **{k: v for k, v in given.items() if v}})
+        sel = replace(sel, label="auto")
     else:
         sel = select(table, mirror, insecure, github=github, pypi=pypi, torch=torch, hf=hf)
     return table, sel, reasons

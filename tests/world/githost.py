@@ -69,7 +69,7 @@ class GitHost:
         host = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 host.requests.append(self.path)
                 if host.delay_s:
                     time.sleep(host.delay_s)

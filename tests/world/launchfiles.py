@@ -81,6 +81,12 @@ You can download 3.10 Python from here: https://www.python.org/downloads/release
 """)
 
 
+def version_check(commit):
+    import requests
+    commits = requests.get('https://api.github.com/repos/AUTOMATIC1111/stable-diffusion-webui/branches/master').json()
+    return commits
+
+
 def git_clone(url, dir, name, commithash=None):
     # git clone https://github.com/example/commented.git would be a comment
     run(f'"{git}" clone --config core.filemode=false "{url}" "{dir}"', f"Cloning {name} into {dir}...")
