@@ -24,6 +24,7 @@ from sdboot.mirror_env import (
     upsert_block,
 )
 from sdboot.mirrors import MirrorKind, MirrorTable, Selection, retarget
+from sdboot.model import TorchPins
 from sdboot.rewrite import check_compiles, literal_spans, rewrite_text
 from sdboot.webui import is_webui, launch_file
 
@@ -183,7 +184,7 @@ def _check(before: str, after: str, rel: str) -> None:
 
 
 def apply_env(root: Path, sel: Selection, table: MirrorTable, dry_run: bool = False,
-              pins: Any = None) -> ApplyResult:
+              pins: TorchPins | None = None) -> ApplyResult:
     lf = launch_file(root)
     text = lf.read_text(encoding="utf-8", errors="replace") if lf else None
     env = plan_mirror_env(sel, table, text, pins)

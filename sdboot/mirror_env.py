@@ -114,18 +114,20 @@ def _torch_env(sel: Selection, launch_text: str | None, defaults: dict[str, str]
 # --- the managed block in webui-user.sh / webui-user.bat -----------------------------------
 
 
-def render_block(env: MirrorEnv, shell: str) -> list[str]:
-    """Lines (without endings) of the managed block; shell is 'sh' or 'bat'."""
+def render_block(env: MirrorEnv, shell: str,
+                 markers: tuple[str, str] = (BLOCK_BEGIN, BLOCK_END)) -> list[str]:
+    """Lines (without endings) of a managed block; shell is 'sh' or 'bat'."""
+    begin, end = markers
     if shell == "sh":
-        lines = [f"# {BLOCK_BEGIN}"]
+        lines = [f"# {begin}"]
         lines += [f"unset {name}" for name in env.unset]
         lines += [f"export {k}={shlex.quote(v)}" for k, v in env.vars.items()]
-        lines.append(f"# {BLOCK_END}")
+        lines.append(f"# {end}")
         return lines
-    lines = [f"rem {BLOCK_BEGIN}"]
+    lines = [f"rem {begin}"]
     lines += [f"set {name}=" for name in env.unset]
     lines += [f'set "{k}={v.replace("%", "%%")}"' for k, v in env.vars.items()]
-    lines.append(f"rem {BLOCK_END}")
+    lines.append(f"rem {end}")
     return lines
 
 
@@ -133,29 +135,35 @@ def _newline_of(text: str) -> str:
     return "\r\n" if "\r\n" in text else "\n"
 
 
-def _block_range(lines: list[str]) -> tuple[int, int] | None:
-    begin = next((i for i, ln in enumerate(lines) if BLOCK_BEGIN in ln), None)
+def _block_range(lines: list[str], markers: tuple[str, str] = (BLOCK_BEGIN, BLOCK_END),
+                 ) -> tuple[int, int] | None:
+    begin = next((i for i, ln in enumerate(lines) if markers[0] in ln), None)
     if begin is None:
         return None
-    end = next((i for i in range(begin, len(lines)) if BLOCK_END in lines[i]), None)
+    end = next((i for i in range(begin, len(lines)) if markers[1] in lines[i]), None)
     return (begin, end if end is not None else begin)
 
 
-def remove_block(text: str) -> str:
+def remove_block(text: str, markers: tuple[str, str] = (BLOCK_BEGIN, BLOCK_END)) -> str:
     """The text without sdboot's block: the file as it was before upsert_block."""
     lines = text.splitlines(keepends=True)
-    span = _block_range(lines)
+    span = _block_range(lines, markers)
     if span is None:
         return text
     return "".join(lines[:span[0]] + lines[span[1] + 1:])
 
 
-def upsert_block(text: str, block: list[str], shell: str) -> str:
+def upsert_block(text: str, block: list[str], shell: str,
+                 markers: tuple[str, str] = (BLOCK_BEGIN, BLOCK_END)) -> str:
     """Put the block into a webui-user file: in place of an old one; in a .bat before the
     `call webui.bat` line (variables set after it would come too late); else at the end."""
     nl = _newline_of(text) if text else ("\r\n" if shell == "bat" else "\n")
-    base = remove_block(text)
-    lines = base.splitlines(keepends=True)
+    lines = text.splitlines(keepends=True)
+    span = _block_range(lines, markers)
+    if span is not None:  # replace in place, keeping the block where it was
+        old = lines[span[0]:span[1] + 1]
+        nl_old = "\r\n" if old and old[0].endswith("\r\n") else nl
+        return "".join(lines[:span[0]] + [ln + nl_old for ln in block] + lines[span[1] + 1:])
     if lines and not lines[-1].endswith(("\n", "\r")):
         lines[-1] += nl
     new = [ln + nl for ln in block]
@@ -168,10 +176,10 @@ def upsert_block(text: str, block: list[str], shell: str) -> str:
     return "".join(lines[:at] + new + lines[at:])
 
 
-def read_block(text: str) -> dict[str, str]:
+def read_block(text: str, markers: tuple[str, str] = (BLOCK_BEGIN, BLOCK_END)) -> dict[str, str]:
     """The variables an existing managed block sets (for `mirror status`)."""
     lines = text.splitlines()
-    span = _block_range(lines)
+    span = _block_range(lines, markers)
     if span is None:
         return {}
     found: dict[str, str] = {}

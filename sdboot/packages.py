@@ -148,3 +148,42 @@ def install_stack(profile: Profile, python: Path, constraints: Path, runner: Run
                 f"{res.tail(3)}",
                 f"check the wheel index and your network{where}", exit_code=1)
     return commands
+
+
+_VERSIONS = (
+    "import json, sys\n"
+    "from importlib import metadata\n"
+    "out = {}\n"
+    "for name in sys.argv[1:]:\n"
+    "    try:\n"
+    "        out[name] = metadata.version(name)\n"
+    "    except metadata.PackageNotFoundError:\n"
+    "        out[name] = None\n"
+    "print(json.dumps(out))\n"
+)
+
+
+def query_installed(python: Path, runner: Runner,
+                    names: tuple[str, ...] = ("torch", "torchvision", "xformers", "pip"),
+                    ) -> dict[str, str | None] | None:
+    """Installed versions from package metadata, without importing anything heavy (tens of
+    milliseconds even with a real torch). None when the interpreter does not run."""
+    import json
+
+    if not python.exists():
+        return None
+    res = runner.run([str(python), "-I", "-c", _VERSIONS, *names], timeout=60)
+    if not res.ok:
+        return None
+    try:
+        doc = json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+    return {k: (str(v) if v is not None else None) for k, v in doc.items()}
+
+
+def mirror_source(profile: Profile, url: str | None, kind: str | None) -> WheelSource:
+    """The profile's wheels through a torch mirror (kind torch-index or torch-find-links)."""
+    if url is None:
+        return profile_source(profile)
+    return WheelSource(url, "find-links" if kind == "torch-find-links" else "extra")

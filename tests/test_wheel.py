@@ -23,6 +23,7 @@ def test_wheel_installs_and_finds_its_data(tmp_path):
     wheel = next(dist.glob("sdboot-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "sdboot/_data/mirrors.yaml" in names
+    assert "sdboot/_data/webuis.yaml" in names
     assert "sdboot/_data/profiles/torch1.13.1-cu117.yaml" in names
 
     venv = tmp_path / "venv"

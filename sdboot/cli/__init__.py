@@ -10,7 +10,7 @@ import traceback
 import typer
 
 from sdboot import __version__
-from sdboot.cli import gpu_cmd, mirror_cmd, profiles_cmd, verify_cmd
+from sdboot.cli import gpu_cmd, install_cmd, mirror_cmd, profiles_cmd, verify_cmd
 from sdboot.cli.common import print_error
 from sdboot.errors import SdbootError
 
@@ -53,6 +53,7 @@ gpu_cmd.register(app)
 profiles_cmd.register(app)
 verify_cmd.register(app)
 mirror_cmd.register(app)
+install_cmd.register(app)
 
 
 def _click_error(exc: BaseException, name: str) -> bool:

@@ -169,7 +169,8 @@ def _record_line(name: str, data: bytes) -> str:
 def build_wheel(out_dir: Path, name: str, version: str, files: dict[str, str],
                 requires: list[str] = ()) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    dist_info = f"{name}-{version}.dist-info"
+    escaped = name.replace("-", "_")  # wheel file names keep dashes as separators
+    dist_info = f"{escaped}-{version}.dist-info"
     meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}",
             "Summary: stub built by sdboot's test world"]
     meta += [f"Requires-Dist: {r}" for r in requires]
@@ -179,7 +180,7 @@ def build_wheel(out_dir: Path, name: str, version: str, files: dict[str, str],
                                       b"Root-Is-Purelib: true\nTag: py3-none-any\n")
     record = [_record_line(p, d) for p, d in contents.items()] + [f"{dist_info}/RECORD,,"]
     contents[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    path = out_dir / f"{name}-{version}-py3-none-any.whl"
+    path = out_dir / f"{escaped}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for p, d in contents.items():
             zf.writestr(p, d)

@@ -1,0 +1,97 @@
+"""`sdboot install`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("install")
+    def install(
+        webui_dir: Path = typer.Argument(Path("stable-diffusion-webui"), metavar="[WEBUI_DIR]",
+                                         help="Where the WebUI goes (default: "
+                                         "./stable-diffusion-webui). An existing checkout is "
+                                         "completed, not cloned again."),
+        profile: str | None = typer.Option(None, "--profile", metavar="NAME",
+                                           help="The torch stack (default: the resolver's "
+                                           "choice for this GPU; see sdboot resolve)."),
+        mirror: str | None = typer.Option(None, "--mirror", metavar="NAME|auto|none",
+                                          help="Mirrors: a preset (cn), auto (the fastest "
+                                          "that answer), or none. Default: none, or what "
+                                          "the interrupted install used."),
+        env: str | None = typer.Option(None, "--env", metavar="venv|conda",
+                                       help="The environment kind (default venv, in "
+                                       "WEBUI_DIR/venv)."),
+        webui_repo: str | None = typer.Option(None, "--webui-repo", metavar="URL",
+                                              help="Another WebUI repository (e.g. Forge: "
+                                              "https://github.com/lllyasviel/"
+                                              "stable-diffusion-webui-forge.git)."),
+        ref: str | None = typer.Option(None, "--ref", metavar="REF",
+                                       help="Tag, branch or commit (default: the latest "
+                                       "release, v1.10.1 for AUTOMATIC1111)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan with every "
+                                     "command; change nothing."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before starting."),
+        insecure: bool = typer.Option(False, "--insecure", help="Allow plain-http mirrors."),
+        json_out: bool = typer.Option(False, "--json", help="Print sdboot.install/1 JSON."),
+    ) -> None:
+        """Install the WebUI with a torch stack that is proven to run on this GPU.
+
+        Steps: clone the WebUI (through the mirror; release commits are checked), create
+        the environment, install the pinned torch / torchvision / xformers, verify CUDA
+        torch on the GPU, let the WebUI prepare the rest (its own launch.py --exit, with
+        every pip call pinned by a constraints file), verify again, write webui-user.sh /
+        .bat, record the install.
+
+        Interrupted? Run the same command again: finished steps are checked, not redone.
+        On a complete install it only checks (no network) and says so.
+        """
+        import time
+
+        from sdboot.cli.common import console, emit_json, print_error
+        from sdboot.datafile import cache_dir
+        from sdboot.install import InstallOptions, InstallRun
+        from sdboot.progress import make_ui
+        from sdboot.runner import Runner
+
+        con = console(json_out)
+        log = cache_dir() / "logs" / time.strftime("install-%Y%m%d-%H%M%S.log")
+        runner = Runner(log_path=log)
+        opts = InstallOptions(webui_dir, profile, mirror, env, webui_repo, ref, dry_run, yes,
+                              insecure)
+        ui = make_ui(con)
+        try:
+            report = InstallRun(opts, ui, runner).run()
+        except BaseException as exc:
+            ui.close()
+            from sdboot.errors import SdbootError
+
+            if isinstance(exc, SdbootError) and log.exists():
+                exc.hint = f"{exc.hint} (full log: {log})"
+            raise
+        ui.close()
+        if json_out:
+            emit_json(report.to_json())
+        elif report.nothing_to_do:
+            con.print(f"Everything is in place: {report.webui} is installed and verified "
+                      f"(profile {report.profile}); nothing to do.")
+            con.print(f"Start it: {report.next_command()}", markup=False, highlight=False)
+        elif dry_run:
+            con.print("Dry run: nothing was changed. The commands above are the plan.")
+        else:
+            for note in report.notes:
+                con.print(note, style="yellow", markup=False)
+            con.print(f"[green]Installed[/green] {report.webui} with {report.profile}; "
+                      f"CUDA torch verified." if report.profile and "cpu" not in report.profile
+                      else f"[green]Installed[/green] {report.webui} with {report.profile}.")
+            if report.webui_args:
+                con.print(f"WebUI flags (webui-user): {' '.join(report.webui_args)}",
+                          markup=False)
+            con.print(f"Start it: {report.next_command()}", markup=False, highlight=False)
+            if log.exists():
+                con.print(f"Full log: {log}", markup=False, highlight=False)
+        if not report.complete and not dry_run:
+            print_error("the install did not complete", "run the same command again")
+            raise typer.Exit(1)
