@@ -16,8 +16,8 @@ from pathlib import Path
 from tests.world.githost import GitHost, closed_port
 from tests.world.gpu import RTX_3060, GpuLibs, Scenario, build_gpu_libs
 from tests.world.index import LocalIndex, build_world_index, overlay_profiles
-from tests.world.wheels import build_wheel
 from tests.world.webui_repo import A1111, build_webui_repos
+from tests.world.wheels import build_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 
