@@ -10,6 +10,7 @@ from sdboot.envs import locate_env
 from sdboot.errors import SdbootError
 from sdboot.gpu import detect_gpu, detect_host
 from sdboot.profiles import load_profiles, resolve_profile
+from sdboot.record import read_record
 from sdboot.runner import Runner
 from sdboot.verify import Verdict, assess_stack, expected_profile, run_probe, verdict_to_json
 from sdboot.webui import detect_webui, is_webui
@@ -24,6 +25,9 @@ def find_target(webui_dir: Path | None, python: Path | None) -> tuple[Path | Non
     if webui_dir is None:
         raise SdbootError("no WebUI here and no --python given",
                           "run inside the WebUI folder, give WEBUI_DIR, or --python PATH")
+    recorded = (read_record(webui_dir).get("env") or {}).get("python")
+    if recorded and Path(recorded).exists():
+        return webui_dir, Path(recorded)
     found, how = locate_env(webui_dir)
     if found is None:
         raise SdbootError(f"no Python environment found for {webui_dir}: {how}",
@@ -44,5 +48,8 @@ def run_verify(webui_dir: Path | None, python: Path | None,
     py_version = ".".join(str(probe.get("python", "3.10")).split(".")[:2])
     resolved = resolve_profile(profiles, gpu, host, py_version, webui).profile
     expected, source = expected_profile(profiles, webui.pins.torch if webui else None, resolved)
+    recorded = read_record(webui_dir).get("profile") if webui_dir is not None else None
+    if recorded in profiles:  # CONTRACT: the install record comes first
+        expected, source = profiles[recorded], "install-record"
     verdict = assess_stack(probe, gpu, expected, str(interpreter), pinned=source != "resolver")
     return verdict, verdict_to_json(verdict, interpreter, probe, gpu, expected, source)

@@ -11,10 +11,15 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+def _one_line(text: str) -> str:
+    """The contract's error is two lines: tool output quoted in a message is folded."""
+    return " | ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+
+
 def print_error(message: str, hint: str = "") -> None:
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {_one_line(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(f"hint: {_one_line(hint)}\n")
     sys.stderr.flush()
 
 

@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
             ui.close()
             from sdboot.errors import SdbootError
 
-            if isinstance(exc, SdbootError) and log.exists():
+            if isinstance(exc, SdbootError) and log.exists() and str(log) not in exc.hint:
                 exc.hint = f"{exc.hint} (full log: {log})"
             raise
         ui.close()
