@@ -11,9 +11,13 @@ from sdboot.model import GpuInfo, Profile, Resolution
 from sdboot.runner import quote
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sdboot.doctor import DoctorReport
     from sdboot.health import Health
     from sdboot.mirror_apply import ApplyResult
     from sdboot.mirrors import MirrorTable, Selection
+    from sdboot.model import Finding
     from sdboot.verify import Verdict
 
 
@@ -231,3 +235,55 @@ def render_mirror_status(con: Console, doc: dict[str, Any]) -> None:
         con.print("env: none")
     for problem in doc.get("problems", []):
         con.print(f"[yellow]problem:[/yellow] {problem}")
+
+
+# --- doctor ----------------------------------------------------------------------------------
+
+_STATUS_MARK = {"pass": "[green]✓[/green]", "warn": "[yellow]![/yellow]",
+                "fail": "[red]✗[/red]", "skip": "[dim]-[/dim]", "crash": "[red]✗[/red]"}
+_SEVERITY = {"error": "[red]error[/red]", "warning": "[yellow]warning[/yellow]",
+             "info": "[blue]info[/blue]"}
+
+
+def render_doctor(con: Console, report: DoctorReport,
+                  mask: Callable[[str], str] = lambda s: s) -> None:
+    if report.before is not None:
+        for fix in report.fixes_run:
+            mark = "[green]✓[/green]" if fix["ok"] else "[red]✗[/red]"
+            con.print(f"{mark} fixed [{fix['code']}]: " + mask(quote(fix["command"])),
+                      highlight=False)
+            if not fix["ok"]:
+                con.print(f"    {mask(fix['tail'])}", style="dim", markup=False)
+        con.print("After the fixes:", style="bold")
+    width = max((len(r.title) for r in report.results), default=10)
+    for res in report.results:
+        con.print(f"{_STATUS_MARK[str(res.status)]} {res.title:<{width}}  "
+                  f"[dim]{res.elapsed_ms:5.0f} ms[/dim]  ", end="", highlight=False)
+        con.print(mask(res.summary), markup=False, highlight=False)
+        for f in res.findings:
+            con.print(f"    {_SEVERITY[str(f.severity)]} [bold]{f.code}[/bold]: ", end="",
+                      highlight=False)
+            con.print(mask(f.message), markup=False, highlight=False)
+            if f.fix is not None:
+                how = (quote(list(f.fix.commands[0])) if f.fix.commands else f.fix.summary)
+                label = "fix (--fix runs it)" if f.fix.automatic and f.fix.commands else "fix"
+                con.print(f"      {label}: ", end="", style="dim", highlight=False)
+                con.print(mask(how), markup=False, highlight=False)
+    s = report.summary
+    crashed = f", {s.crashed} check(s) crashed" if s.crashed else ""
+    tail = f"; run sdboot doctor --fix to apply {s.fixable}" if s.fixable and \
+        report.before is None else ""
+    style = "red" if s.errors else ("yellow" if s.warnings else "green")
+    con.print(f"{s.errors} error(s), {s.warnings} warning(s), {s.fixable} fixable"
+              f"{crashed}{tail}", style=style, highlight=False)
+    if s.errors or s.warnings:
+        con.print("Every code is explained in docs/troubleshooting.md.", style="dim")
+
+
+def render_fix_plan(con: Console, plan: list[tuple[Finding, tuple[tuple[str, ...], ...]]],
+                    ) -> None:
+    con.print("Fixes to run:", style="bold")
+    for finding, commands in plan:
+        for argv in commands:
+            con.print(f"  [{finding.code}] ", end="", markup=False, highlight=False)
+            con.print(quote(list(argv)), markup=False, highlight=False)

@@ -10,7 +10,7 @@ import traceback
 import typer
 
 from sdboot import __version__
-from sdboot.cli import gpu_cmd, install_cmd, mirror_cmd, profiles_cmd, verify_cmd
+from sdboot.cli import doctor_cmd, gpu_cmd, install_cmd, mirror_cmd, profiles_cmd, verify_cmd
 from sdboot.cli.common import print_error
 from sdboot.errors import SdbootError
 
@@ -54,6 +54,7 @@ profiles_cmd.register(app)
 verify_cmd.register(app)
 mirror_cmd.register(app)
 install_cmd.register(app)
+doctor_cmd.register(app)
 
 
 def _click_error(exc: BaseException, name: str) -> bool:

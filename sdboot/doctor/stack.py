@@ -1,0 +1,33 @@
+"""torch: the installed stack against the GPU and the expected profile (verify's judgement,
+shared), with torch-drift an error here, as CONTRACT.md lists it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sdboot.doctor.engine import Check, Outcome
+from sdboot.doctor.facts import DoctorFacts
+from sdboot.model import Severity
+from sdboot.verify import assess_stack
+
+CODES = ("cpu-torch", "torch-missing", "torch-import-error", "torch-drift",
+         "xformers-mismatch", "driver-too-old", "gpu-arch-unsupported", "cuda-unavailable",
+         "cuda-kernel-failed")
+
+
+def run(facts: DoctorFacts) -> Outcome:
+    python, _ = facts.python
+    probe = facts.probe
+    if python is None or probe is None or "error" in probe:
+        return Outcome("no environment to look into", skipped=True)
+    expected, source = facts.expected
+    verdict = assess_stack(probe, facts.gpu, expected, str(python),
+                           pinned=source != "resolver")
+    findings = tuple(
+        replace(f, severity=Severity.ERROR) if f.code == "torch-drift" else f
+        for f in verdict.findings if f.code != "pip-missing")  # environment reports pip
+    where = f"; expected {expected.name} ({source})" if expected else ""
+    return Outcome(verdict.summary + where, findings)
+
+
+CHECK = Check("torch", "torch stack", run, CODES)
