@@ -18,7 +18,9 @@ def run(facts: DoctorFacts) -> Outcome:
         return Outcome("no WebUI folder", skipped=True)
     root = facts.webui_dir
     findings: list[Finding] = []
-    checkpoints = model_files(root / FOLDERS[ModelType.CHECKPOINT])
+    # a LoRA sitting in the checkpoint folder is no checkpoint
+    checkpoints = [p for p in model_files(root / FOLDERS[ModelType.CHECKPOINT])
+                   if classify_file(p) in (ModelType.CHECKPOINT, ModelType.UNKNOWN)]
     counts = []
     for kind, rel in FOLDERS.items():
         files = model_files(root / rel)

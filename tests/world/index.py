@@ -90,8 +90,9 @@ def build_world_index(root: Path) -> LocalIndex:
     """Every stub stack: torch and torchvision on their variant's index, xformers on the
     default index (as on the real package index)."""
     index = LocalIndex(root)
-    for variant, stack in STACKS.items():
-        wheels = build_stack(root / "build" / variant, stack)
+    for key, stack in STACKS.items():
+        variant = key.split("-")[0]
+        wheels = build_stack(root / "build" / key, stack)
         index.add(wheels["torch"], variant)
         index.add(wheels["torchvision"], variant)
         if "xformers" in wheels:

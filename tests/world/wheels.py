@@ -223,6 +223,8 @@ STACKS = {
     "cu118": StubStack("2.0.1+cu118", "0.15.2+cu118", "0.0.20",
                        ("3.7", "5.0", "6.0", "6.1", "7.0", "7.5", "8.0", "8.6", "9.0")),
     "cu121": StubStack("2.1.2+cu121", "0.16.2+cu121", "0.0.23.post1", CU121_ARCH),
+    # Forge's stack, on the cu121 index (the key's part before "-" names the index)
+    "cu121-forge": StubStack("2.3.1+cu121", "0.18.1+cu121", "0.0.27", CU121_ARCH),
     "cu128": StubStack("2.7.0+cu128", "0.22.0+cu128", "0.0.30",
                        ("7.5", "8.0", "8.6", "9.0", "10.0", "12.0")),
     "cpu": StubStack("2.1.2+cpu", "0.16.2+cpu", None, ()),
