@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sdboot.datafile import cache_dir
@@ -240,7 +241,7 @@ def choose_auto(results: list[Health], table: MirrorTable) -> tuple[Selection, l
 # --- the cache used by --mirror auto ---------------------------------------------------------
 
 
-def _cache_path() -> Any:
+def _cache_path() -> Path:
     return cache_dir() / "mirror-health.json"
 
 

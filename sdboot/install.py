@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sdboot import gitops
-from sdboot.catalog import load_catalog, pinned_commit
+from sdboot.catalog import known_for, load_catalog, pinned_commit
 from sdboot.envs import env_python
 from sdboot.errors import SdbootError
 from sdboot.fsutil import atomic_write, exclusive_lock
@@ -39,6 +39,7 @@ from sdboot.model import (
     WebuiFacts,
 )
 from sdboot.packages import (
+    WheelSource,
     choose_installer,
     constraint_env,
     install_stack,
@@ -200,7 +201,7 @@ class InstallRun:
                      or (default.repo if default else None))
         if not self.repo:
             raise SdbootError("no WebUI repository known", "give --webui-repo URL")
-        known = next((w for w in self.catalog.values() if w.repo == self.repo), None)
+        known = known_for(self.catalog, self.repo)
         self.ref = opts.ref or self.record.get("ref") or (known.default_ref if known else None)
         self.env_kind = opts.env_kind or (self.record.get("env") or {}).get("kind") or "venv"
         if self.env_kind not in ("venv", "conda"):
@@ -221,8 +222,9 @@ class InstallRun:
         return env_python(self.prefix())
 
     def _git_env(self) -> dict[str, str]:
-        base = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
-        env = plan_mirror_env(self.selection, self.table, None, None, git_count_base=base)
+        """git's insteadOf rules for sdboot's own clone (the WebUI's come with webui_env)."""
+        env = plan_mirror_env(self.selection, self.table, None, None,
+                              git_count_base=_git_count())
         return {k: v for k, v in env.vars.items() if k.startswith("GIT_CONFIG")}
 
     def webui_env(self) -> dict[str, str]:
@@ -231,9 +233,8 @@ class InstallRun:
         assert self.profile is not None
         lf = launch_file(self.root)
         text = lf.read_text(encoding="utf-8", errors="replace") if lf else None
-        base = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
         plan = plan_mirror_env(self.selection, self.table, text, pins_of(self.profile),
-                               git_count_base=base)
+                               git_count_base=_git_count())
         env = plan.apply_to(dict(os.environ))
         env.update(constraint_env(self.constraints))
         env["COMMANDLINE_ARGS"] = ""
@@ -249,7 +250,7 @@ class InstallRun:
             env["UV_INDEX_URL"] = self.selection.pypi.url
         return env
 
-    def wheel_source(self) -> Any:
+    def wheel_source(self) -> WheelSource:
         assert self.profile is not None
         mirror = self.selection.torch
         if mirror is None or not self.profile.variant:
@@ -772,6 +773,14 @@ def _python_for(profile: Profile | None) -> str:
             if candidate in SpecifierSet(profile.python):
                 return candidate
     return "3.10"
+
+
+def _git_count() -> int:
+    """An existing GIT_CONFIG_COUNT (the user's own) is continued, never replaced."""
+    try:
+        return max(0, int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0))
+    except ValueError:
+        return 0
 
 
 def _target(path: Path) -> Path:

@@ -13,6 +13,8 @@ from typing import Any
 
 from sdboot.envs import env_python, locate_env
 from sdboot.errors import SdbootError
+from sdboot.gitops import GitInfo
+from sdboot.mirrors import MirrorTable
 from sdboot.model import GpuInfo, HostFacts, Profile, WebuiFacts
 from sdboot.runner import Runner
 
@@ -132,12 +134,12 @@ class DoctorFacts:
         return expected_profile(self.profiles, pins, resolved)
 
     @cached_property
-    def mirrors(self) -> Any:
+    def mirrors(self) -> MirrorTable:
         from sdboot.mirrors import load_mirrors
 
         return load_mirrors()
 
-    def git(self) -> Any:
+    def git(self) -> GitInfo:
         from sdboot.gitops import detect_git
 
         return detect_git(self.runner)
