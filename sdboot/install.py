@@ -114,10 +114,12 @@ class InstallReport:
     webui_args: list[str] = field(default_factory=list)
 
     def next_command(self) -> str:
+        return f"sdboot launch {quote([str(self.webui)])}"
+
+    def webui_script(self) -> str:
+        """The WebUI's own way, which the webui-user blocks keep working."""
         root = quote([str(self.webui)])
-        if sys.platform == "win32":
-            return f"cd {root} && webui-user.bat"
-        return f"cd {root} && ./webui.sh"
+        return f"cd {root} && " + ("webui-user.bat" if sys.platform == "win32" else "./webui.sh")
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": "sdboot.install/1", "webui": str(self.webui), "profile": self.profile,

@@ -54,7 +54,7 @@ def test_full_install_then_noop(lw: LocalWorld, tmp_path: Path) -> None:
     assert all(s["status"] == "done" for s in doc["steps"])
     assert doc["profile"] == "torch2.1.2-cu121"
     assert doc["webui_args"] == ["--medvram-sdxl", "--xformers"]  # a 12 GB RTX 3060
-    assert doc["next"].endswith("./webui.sh")
+    assert doc["next"] == f"sdboot launch {webui}"
     _assert_verified(lw, webui)
     # the WebUI cloned through the proxy, at the pinned commit
     record = json.loads((webui / ".sdboot/install.json").read_text())

@@ -10,7 +10,15 @@ import traceback
 import typer
 
 from sdboot import __version__
-from sdboot.cli import doctor_cmd, gpu_cmd, install_cmd, mirror_cmd, profiles_cmd, verify_cmd
+from sdboot.cli import (
+    doctor_cmd,
+    gpu_cmd,
+    install_cmd,
+    launch_cmd,
+    mirror_cmd,
+    profiles_cmd,
+    verify_cmd,
+)
 from sdboot.cli.common import print_error
 from sdboot.errors import SdbootError
 
@@ -55,6 +63,7 @@ verify_cmd.register(app)
 mirror_cmd.register(app)
 install_cmd.register(app)
 doctor_cmd.register(app)
+launch_cmd.register(app)
 
 
 def _click_error(exc: BaseException, name: str) -> bool:
@@ -62,8 +71,16 @@ def _click_error(exc: BaseException, name: str) -> bool:
     return any(cls.__name__ == name for cls in type(exc).__mro__)
 
 
+# What follows `--` on the command line: passed to the WebUI untouched (sdboot launch).
+PASSTHROUGH: list[str] = []
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--" in args:
+        cut = args.index("--")
+        PASSTHROUGH[:] = args[cut + 1:]
+        args = args[:cut]
     # -v works anywhere on the line (`sdboot gpu -v` as well as `sdboot -v gpu`).
     verbose = any(a in ("-v", "--verbose") for a in args)
     args = [a for a in args if a not in ("-v", "--verbose")]

@@ -89,7 +89,8 @@ def register(app: typer.Typer) -> None:
             if report.webui_args:
                 con.print(f"WebUI flags (webui-user): {' '.join(report.webui_args)}",
                           markup=False)
-            con.print(f"Start it: {report.next_command()}", markup=False, highlight=False)
+            con.print(f"Start it: {report.next_command()}   (or: {report.webui_script()})",
+                      markup=False, highlight=False)
             if log.exists():
                 con.print(f"Full log: {log}", markup=False, highlight=False)
         if not report.complete and not dry_run:

@@ -1,0 +1,77 @@
+"""`sdboot launch`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("launch")
+    def launch(
+        webui_dir: Path | None = typer.Argument(None, metavar="[WEBUI_DIR]",
+                                                help="The WebUI folder (default: the current "
+                                                "folder)."),
+        medvram: bool = typer.Option(False, "--medvram", help="Less VRAM (6-8 GB cards)."),
+        lowvram: bool = typer.Option(False, "--lowvram", help="Least VRAM (4 GB cards; slow)."),
+        auto: bool = typer.Option(False, "--auto", help="Choose --lowvram / --medvram / "
+                                  "--medvram-sdxl from this GPU's VRAM."),
+        xformers: bool = typer.Option(False, "--xformers", help="Use xformers, if the "
+                                      "installed one matches torch."),
+        listen: bool = typer.Option(False, "--listen", help="Serve on the network (0.0.0.0): "
+                                    "add -- --gradio-auth user:password."),
+        port: int | None = typer.Option(None, "--port", min=1, max=65535, help="Port "
+                                        "(default 7860)."),
+        allow_cpu: bool = typer.Option(False, "--allow-cpu", help="Start on the CPU when "
+                                       "CUDA torch cannot run (slow; adds the CPU flags)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the environment and the "
+                                     "command; start nothing."),
+    ) -> None:
+        """Start the WebUI with a torch stack that is known to run on this GPU.
+
+        A guard checks the environment first (a probe, reused while torch, torchvision and
+        xformers are unchanged): a CPU build on an NVIDIA machine, a driver too old or an
+        unsupported GPU stop here with the fix. Flags after -- go to the WebUI untouched:
+
+            sdboot launch --auto --xformers -- --api --gradio-auth me:secret
+
+        The flags recorded by sdboot install and COMMANDLINE_ARGS are used as well, each
+        flag once. The mirror settings of the install reach the WebUI's processes.
+        """
+        from sdboot.cli import PASSTHROUGH
+        from sdboot.cli.common import console, print_error
+        from sdboot.errors import SdbootError
+        from sdboot.launcher import LaunchRequest, hand_over, mask_env, prepare_launch
+        from sdboot.runner import Runner, quote
+
+        chosen = [f for f, on in (("--medvram", medvram), ("--lowvram", lowvram),
+                                  ("auto", auto)) if on]
+        if len(chosen) > 1:
+            raise SdbootError("choose one of --medvram, --lowvram, --auto",
+                              "--auto picks from the VRAM")
+        req = LaunchRequest(chosen[0] if chosen else None, xformers, listen, port, allow_cpu,
+                            tuple(PASSTHROUGH))
+        con = console()
+        plan, refused = prepare_launch(webui_dir, req, Runner())
+        if refused:
+            for f in refused:
+                con.print(f"[red]✗[/red] [bold]{f.code}[/bold]: ", end="", highlight=False)
+                con.print(f.message, markup=False, highlight=False)
+                if f.fix is not None:
+                    how = quote(list(f.fix.commands[0])) if f.fix.commands else f.fix.summary
+                    con.print(f"    fix: {how}", markup=False, highlight=False)
+            print_error("the WebUI would not run on this GPU: not started",
+                        "apply the fix above (sdboot doctor --fix), or --allow-cpu")
+            raise typer.Exit(1)
+        for note in plan.notes:
+            con.print(note, style="yellow" if note.startswith("warning") else None,
+                      markup=False, highlight=False)
+        if dry_run:
+            for name in plan.env_unset:
+                print(f"unset {name}")
+            for name, value in mask_env(plan.env_set).items():
+                print(f"{name}={value}")
+            print(plan.shell_line())
+            return
+        raise typer.Exit(hand_over(plan))
