@@ -6,8 +6,9 @@ failures."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -20,6 +21,7 @@ TOKEN_HOSTS = {
     "HF_TOKEN": ("huggingface.co",),
     "HUGGING_FACE_HUB_TOKEN": ("huggingface.co",),
     "CIVITAI_TOKEN": ("civitai.com",),
+    "CIVITAI_API_KEY": ("civitai.com",),
 }
 
 
@@ -84,3 +86,89 @@ def fetch_head(url: str, timeout: float, max_bytes: int = 65536,
                               time.monotonic() - started)
     except requests.exceptions.RequestException as exc:
         return HttpResult(url, None, b"", time.monotonic() - started, _describe(exc))
+
+
+@dataclass(frozen=True)
+class Download:
+    path: Path
+    size: int
+    sha256: str
+    resumed: int  # how many times a cut-off transfer was resumed
+    remote_sha256: str | None  # what the server said (Hugging Face's LFS etag)
+
+
+class DownloadError(Exception):
+    pass
+
+
+def _expected_from_headers(resp: requests.Response) -> str | None:
+    """Hugging Face answers a resolve URL of an LFS file with X-Linked-Etag: "<sha256>"."""
+    for r in [*resp.history, resp]:
+        etag = r.headers.get("X-Linked-Etag") or r.headers.get("x-linked-etag")
+        if etag:
+            value = etag.strip('"').removeprefix("W/").strip('"')
+            if len(value) == 64 and all(c in "0123456789abcdef" for c in value.lower()):
+                return value.lower()
+    return None
+
+
+def download(url: str, part: Path, *, headers: Mapping[str, str] | None = None,
+             timeout: float = 30.0, retries: int = 5,
+             on_progress: Callable[[int, int | None], None] | None = None) -> Download:
+    """Stream url into `part` (appending to what a cut-off run left there, with HTTP Range)
+    while hashing it. A transfer that breaks off is resumed up to `retries` times."""
+    import hashlib
+
+    sent = {"User-Agent": USER_AGENT, **(headers or {})}
+    digest = hashlib.sha256()
+    have = part.stat().st_size if part.exists() else 0
+    if have:
+        with part.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    resumed = 0
+    remote: str | None = None
+    total: int | None = None
+    while True:
+        ask = dict(sent)
+        if have:
+            ask["Range"] = f"bytes={have}-"
+        try:
+            with requests.get(url, headers=ask, stream=True, timeout=(timeout, timeout),
+                              allow_redirects=True) as resp:
+                remote = remote or _expected_from_headers(resp)
+                if resp.status_code == 416 and have:  # nothing left: it is all here
+                    break
+                if resp.status_code == 200 and have:  # no Range support: start again
+                    have = 0
+                    digest = hashlib.sha256()
+                    part.unlink(missing_ok=True)
+                elif resp.status_code not in (200, 206):
+                    raise DownloadError(f"HTTP {resp.status_code} for {url}")
+                length = resp.headers.get("Content-Length")
+                total = have + int(length) if length and length.isdigit() else None
+                part.parent.mkdir(parents=True, exist_ok=True)
+                with part.open("ab") as fh:
+                    for chunk in resp.iter_content(chunk_size=1 << 20):
+                        fh.write(chunk)
+                        digest.update(chunk)
+                        have += len(chunk)
+                        if on_progress is not None:
+                            on_progress(have, total)
+                if total is not None and have < total:
+                    raise requests.exceptions.ChunkedEncodingError("transfer cut off")
+                break
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ReadTimeout) as exc:
+            if resumed >= retries:
+                raise DownloadError(f"the download broke off {resumed + 1} times "
+                                    f"({_describe(exc)}); {have} bytes are kept in {part}"
+                                    ) from None
+            resumed += 1
+            on_disk = part.stat().st_size if part.exists() else 0
+            if on_disk != have:  # the hash follows the file, never the other way round
+                have, digest = on_disk, hashlib.sha256()
+                with part.open("rb") as fh:
+                    while block := fh.read(1 << 20):
+                        digest.update(block)
+    return Download(part, have, digest.hexdigest(), resumed, remote)

@@ -16,6 +16,7 @@ from sdboot.cli import (
     install_cmd,
     launch_cmd,
     mirror_cmd,
+    models_cmd,
     profiles_cmd,
     verify_cmd,
 )
@@ -64,6 +65,7 @@ mirror_cmd.register(app)
 install_cmd.register(app)
 doctor_cmd.register(app)
 launch_cmd.register(app)
+models_cmd.register(app)
 
 
 def _click_error(exc: BaseException, name: str) -> bool:

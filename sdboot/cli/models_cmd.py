@@ -1,0 +1,195 @@
+"""`sdboot models add|list` and `sdboot ext add|list`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+models_app = typer.Typer(help="Model files: put them in the right folder, list them with "
+                         "their hashes.", no_args_is_help=True)
+ext_app = typer.Typer(help="WebUI extensions, cloned through your mirror.",
+                      no_args_is_help=True)
+TYPES = "auto|checkpoint|vae|lora|embedding|hypernetwork"
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
+    app.add_typer(ext_app, name="ext")
+
+
+def _root(webui: Path | None) -> Path:
+    from sdboot.errors import SdbootError
+    from sdboot.webui import is_webui
+
+    root = (webui or Path.cwd()).expanduser().resolve()
+    if not is_webui(root):
+        raise SdbootError(f"{root} is not a Stable Diffusion WebUI checkout",
+                          "give --webui DIR, or run inside the WebUI folder")
+    return root
+
+
+def _fetch_json(url: str, headers: dict[str, str]) -> Any:
+    import json
+
+    from sdboot.net import fetch_head
+
+    res = fetch_head(url, 20.0, max_bytes=4 * 1024 * 1024, headers=headers)
+    try:
+        return json.loads(res.body) if res.ok else None
+    except ValueError:
+        return None
+
+
+@models_app.command("add")
+def add(
+    source: str = typer.Argument(..., metavar="PATH_OR_URL",
+                                 help="A local file, a Hugging Face resolve URL, or a Civitai "
+                                 "model URL."),
+    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help="The WebUI folder."),
+    kind: str = typer.Option("auto", "--type", metavar=TYPES,
+                             help="What the file is (default: read from its header)."),
+    sha256: str | None = typer.Option(None, "--sha256", metavar="HEX",
+                                      help="Refuse the file unless it has this sha256."),
+    move: bool = typer.Option(False, "--move", help="Move a local file instead of copying."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow a plain-http URL."),
+) -> None:
+    """Put a model where the WebUI looks for it.
+
+    The type comes from the file's header (safetensors tensor names; for .ckpt/.pt the
+    names in the pickle, read without running it): checkpoint -> models/Stable-diffusion,
+    VAE -> models/VAE, LoRA/LyCORIS -> models/Lora, embedding -> embeddings, hypernetwork
+    -> models/hypernetworks. Downloads go through HF_ENDPOINT for Hugging Face, use
+    CIVITAI_TOKEN for Civitai (never logged, never sent elsewhere), resume after a cut,
+    and are checked against the sha256 (--sha256, Civitai's, or Hugging Face's).
+    """
+    import re
+
+    from sdboot.cli.common import console
+    from sdboot.errors import SdbootError
+    from sdboot.mirrors import is_loopback
+    from sdboot.models import ModelType, fetch, place, plan_source, short_hash
+
+    root = _root(webui)
+    wanted = None if kind == "auto" else kind
+    if wanted is not None and wanted not in [t.value for t in ModelType if t.value != "unknown"]:
+        raise SdbootError(f"unknown --type '{kind}'", f"use one of {TYPES}")
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise SdbootError("--sha256 must be 64 hex digits", "copy it from the model's page")
+    con = console()
+    local = Path(source).expanduser()
+    if local.exists():
+        target, placed, notes = place(root, local, ModelType(wanted) if wanted else None,
+                                      move, sha256)
+    else:
+        src = plan_source(source, fetch_json=_fetch_json)
+        if src.url.startswith("http://") and not is_loopback(src.url) and not insecure:
+            raise SdbootError(f"{src.url} is plain http", "use https, or --insecure")
+        progress = _progress(con, src.name)
+        try:
+            file, digest, resumed = fetch(root, src, sha256, progress.update)
+        finally:
+            progress.close()
+        if resumed:
+            con.print(f"the download broke off and was resumed {resumed} time(s)")
+        target, placed, notes = place(root, file, ModelType(wanted) if wanted else None,
+                                      move=True)
+        con.print(f"sha256 {digest} (short {short_hash(digest)})", highlight=False)
+    for note in notes:
+        con.print(f"note: {note}", style="yellow", markup=False)
+    con.print(f"{placed}: {target.relative_to(root)}", markup=False, highlight=False)
+
+
+class _Plain:
+    def update(self, done: int, total: int | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Bar:
+    def __init__(self, con: Any, name: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress("[progress.description]{task.description}", BarColumn(),
+                                 DownloadColumn(), TransferSpeedColumn(),
+                                 TimeRemainingColumn(), console=con)
+        self.task = self.progress.add_task(name, total=None)
+        self.progress.start()
+
+    def update(self, done: int, total: int | None) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _progress(con: Any, name: str) -> _Plain | _Bar:
+    return _Bar(con, name) if con.is_terminal else _Plain()
+
+
+@models_app.command("list")
+def list_models_cmd(
+    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help="The WebUI folder."),
+    no_hash: bool = typer.Option(False, "--no-hash", help="Skip the sha256 (fast)."),
+    json_out: bool = typer.Option(False, "--json", help="Print sdboot.models/1 JSON."),
+) -> None:
+    """Models with type, size, folder and the short hash the WebUI and Civitai show (the
+    first 10 hex digits of the sha256; cached until the file changes)."""
+    from sdboot.cli.common import console, emit_json
+    from sdboot.models import list_models, short_hash
+
+    root = _root(webui)
+    entries = list_models(root, hashes=not no_hash)
+    if json_out:
+        emit_json({"schema": "sdboot.models/1", "webui": str(root),
+                   "models": [e.to_json() for e in entries]})
+        return
+    con = console()
+    if not entries:
+        con.print("No model files (models/Stable-diffusion is empty).")
+    for e in entries:
+        size = f"{e.size / 1024**3:.2f} GB" if e.size >= 1024**3 else f"{e.size / 1024**2:.1f} MB"
+        con.print(f"{e.type!s:<12} {size:>10}  {short_hash(e.sha256) if e.sha256 else '-':<10}"
+                  f"  {e.path}", markup=False, highlight=False)
+
+
+@ext_app.command("add")
+def ext_add(
+    what: str = typer.Argument(..., metavar="URL_OR_NAME",
+                               help="A git URL, or a known name (zh-cn, controlnet)."),
+    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help="The WebUI folder."),
+) -> None:
+    """Clone an extension into extensions/, through the WebUI's mirror (env mode)."""
+    from sdboot.cli.common import console
+    from sdboot.extensions import add_extension
+
+    root = _root(webui)
+    path, url = add_extension(root, what)
+    console().print(f"cloned {url} into {path.relative_to(root)}; restart the WebUI to load "
+                    "it", markup=False, highlight=False)
+
+
+@ext_app.command("list")
+def ext_list(
+    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help="The WebUI folder."),
+) -> None:
+    """Installed extensions and their commits."""
+    from sdboot.cli.common import console
+    from sdboot.extensions import list_extensions
+
+    con = console()
+    rows = list_extensions(_root(webui))
+    if not rows:
+        con.print("No extensions.")
+    for name, commit, origin in rows:
+        con.print(f"{name:<40} {commit[:10] if commit else '-':<10}  {origin or ''}",
+                  markup=False, highlight=False)
