@@ -103,7 +103,8 @@ def test_models_add_places_each_type_and_list_shows_short_hashes(tmp_path: Path)
     base = by_path["models/Stable-diffusion/base.safetensors"]
     digest = hashlib.sha256((webui / base["path"]).read_bytes()).hexdigest()
     assert base["sha256"] == digest and base["short_hash"] == digest[:10]
-    assert base["type"] == "checkpoint" and by_path["models/Lora/detail.safetensors"]["type"] == "lora"
+    assert base["type"] == "checkpoint"
+    assert by_path["models/Lora/detail.safetensors"]["type"] == "lora"
     assert (webui / ".sdboot/hashes.json").is_file()  # the next list reads hashes from here
 
 
