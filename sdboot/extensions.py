@@ -36,20 +36,12 @@ def resolve_extension(what: str) -> str:
 
 def _git_env(root: Path) -> dict[str, str]:
     """The insteadOf rules of the WebUI's mirror (install record, or mirror apply)."""
-    from sdboot.mirror_apply import read_state
+    from sdboot.mirror_apply import webui_selection
     from sdboot.mirror_env import plan_mirror_env
-    from sdboot.mirrors import load_mirrors, select
-    from sdboot.record import read_record
+    from sdboot.mirrors import load_mirrors
 
     table = load_mirrors()
-    names = {g: n for g, n in (read_record(root).get("mirror") or {}).items()
-             if g != "label" and n}
-    names.update({g: n for g, n in ((read_state(root).get("env") or {}).get("selection")
-                                    or {}).items() if g != "label" and n})
-    try:
-        selection = select(table, None, True, **names)
-    except SdbootError:
-        selection = select(table, None)
+    selection = webui_selection(root, table)
     try:
         base = max(0, int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0))
     except ValueError:

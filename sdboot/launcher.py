@@ -221,10 +221,9 @@ def hand_over(plan: LaunchPlan) -> int:
     env.update(plan.env_set)
     os.chdir(plan.cwd)
     if os.name == "posix":
+        env.pop("SD_WEBUI_RESTART", None)  # nothing would be left to restart it
         os.execve(plan.argv[0], plan.argv, env)
-    from sdboot.runner import Runner as _Runner
-
-    runner = _Runner()
+    runner = Runner()
     env["SD_WEBUI_RESTART"] = RESTART_FILE
     while True:
         restart = plan.cwd / RESTART_FILE
@@ -244,7 +243,6 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
     """The plan, or the guard's error findings (then the plan must not run)."""
     from sdboot.doctor.facts import DoctorFacts
     from sdboot.mirror_env import plan_mirror_env
-    from sdboot.mirrors import select
     from sdboot.packages import constraint_env
     from sdboot.webui import is_webui
 
@@ -279,15 +277,9 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
     notes += arg_notes
     if cached:
         notes.insert(0, "guard: torch stack unchanged since the last check (cached verdict)")
-    names = {g: n for g, n in (record.get("mirror") or {}).items() if g != "label" and n}
-    from sdboot.mirror_apply import read_state
+    from sdboot.mirror_apply import webui_selection
 
-    names.update({g: n for g, n in ((read_state(root).get("env") or {}).get("selection")
-                                    or {}).items() if g != "label" and n})
-    try:
-        selection = select(facts.mirrors, None, True, **names)
-    except SdbootError:
-        selection = select(facts.mirrors, None)
+    selection = webui_selection(root, facts.mirrors)
     pins = None
     if record.get("profile") and expected is not None:
         from sdboot.install import pins_of

@@ -317,3 +317,18 @@ def status(root: Path, table: MirrorTable) -> dict[str, Any]:
                       "files": sorted(env_files), "vars": next(iter(env_files.values()), {})}
     return doc
 
+
+
+def webui_selection(root: Path, table: MirrorTable) -> Selection:
+    """The mirrors a WebUI uses: the install record's, overridden by `mirror apply`'s."""
+    from sdboot.mirrors import select
+    from sdboot.record import read_record
+
+    names = {g: n for g, n in (read_record(root).get("mirror") or {}).items()
+             if g != "label" and n}
+    names.update({g: n for g, n in ((read_state(root).get("env") or {}).get("selection")
+                                    or {}).items() if g != "label" and n})
+    try:
+        return select(table, None, True, **names)
+    except SdbootError:  # a mirror that is no longer in the table: the upstreams
+        return select(table, None)

@@ -28,7 +28,8 @@ sdboot sets up and repairs Stable Diffusion WebUI (AUTOMATIC1111 and Forge): it 
 your GPU and driver, picks a torch / torchvision / xformers set that really runs on it,
 and proves that CUDA torch works before anything is launched.
 
-Start with:  sdboot gpu   then   sdboot resolve --explain
+Start with:  sdboot gpu   then   sdboot install   (mainland China: sdboot install --mirror cn)
+Broken install?  sdboot doctor        Start it:  sdboot launch --auto
 """
 
 app = typer.Typer(

@@ -83,7 +83,16 @@ def add(
         target, placed, notes = place(root, local, ModelType(wanted) if wanted else None,
                                       move, sha256)
     else:
-        src = plan_source(source, fetch_json=_fetch_json)
+        import os
+
+        from sdboot.mirror_apply import webui_selection
+        from sdboot.mirrors import load_mirrors
+
+        env = dict(os.environ)
+        hf = webui_selection(root, load_mirrors()).hf
+        if hf is not None and not env.get("HF_ENDPOINT"):  # the WebUI's own mirror
+            env["HF_ENDPOINT"] = hf.url
+        src = plan_source(source, env, fetch_json=_fetch_json)
         if src.url.startswith("http://") and not is_loopback(src.url) and not insecure:
             raise SdbootError(f"{src.url} is plain http", "use https, or --insecure")
         progress = _progress(con, src.name)
