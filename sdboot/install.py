@@ -194,6 +194,7 @@ class InstallRun:
         self.table: MirrorTable = load_mirrors()
         self.gpu = gpu
         self.host = host
+        self.confirm: Callable[[str], bool] | None = None  # asks before changing anything
         self.notes: list[str] = []
         self.selection: Selection = Selection()
         self.profile: Profile | None = None
@@ -669,7 +670,9 @@ class InstallRun:
                 raise SdbootError(f"another sdboot install is running for {self.root}",
                                   "wait for it to finish (or stop it), then run again",
                                   exit_code=1)
-            return self._run_locked()
+            report = self._run_locked()
+            lock.unlink(missing_ok=True)  # only after success: no clutter beside the WebUI
+            return report
 
     def _run_locked(self) -> InstallReport:
         steps = self.steps()
@@ -689,6 +692,12 @@ class InstallRun:
         for note in self.notes:
             self.ui.note(note, "yellow")
         self.notes.clear()
+        todo = [s.name for s in steps if not self._done(s)] \
+            if self.confirm is not None and not self.opts.dry_run else []
+        if todo and self.confirm is not None and \
+                not self.confirm(f"Run {len(todo)} step(s) ({', '.join(todo)})?"):
+            raise SdbootError("install cancelled; nothing was changed",
+                              "run it again (add --yes to skip this question)", exit_code=1)
         self.record.update({"profile": self.profile.name, "mirror": self.selection.to_json()})
         results: list[StepResult] = []
         for i, step in enumerate(steps, start=1):

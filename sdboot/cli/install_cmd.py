@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
         Interrupted? Run the same command again: finished steps are checked, not redone.
         On a complete install it only checks (no network) and says so.
         """
+        import sys
         import time
 
         from sdboot.cli.common import console, emit_json, print_error
@@ -63,7 +64,10 @@ def register(app: typer.Typer) -> None:
                               insecure)
         ui = make_ui(con)
         try:
-            report = InstallRun(opts, ui, runner).run()
+            run = InstallRun(opts, ui, runner)
+            if not yes and not dry_run and sys.stdin.isatty() and not json_out:
+                run.confirm = lambda question: typer.confirm(question, default=True)
+            report = run.run()
         except BaseException as exc:
             ui.close()
             from sdboot.errors import SdbootError
