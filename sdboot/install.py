@@ -195,6 +195,7 @@ class InstallRun:
         self.gpu = gpu
         self.host = host
         self.confirm: Callable[[str], bool] | None = None  # asks before changing anything
+        self._installed: dict[str, str | None] | None = None
         self.notes: list[str] = []
         self.selection: Selection = Selection()
         self.profile: Profile | None = None
@@ -270,6 +271,13 @@ class InstallRun:
         gpu = self.gpu or GpuInfo(Vendor.NONE, GpuSource.NONE)
         return webui_args(gpu, self.profile, self.record.get("webui_version"))
 
+    def installed(self) -> dict[str, str | None] | None:
+        """torch / torchvision / xformers / pip versions in the environment, asked once and
+        again only after a step that installs something (see _run_locked)."""
+        if self._installed is None:
+            self._installed = query_installed(self.python(), self.runner) or {}
+        return self._installed or None
+
     def save(self) -> None:
         if self.root.is_dir() and not self.opts.dry_run:
             write_record(self.root, self.record)
@@ -343,7 +351,7 @@ class InstallRun:
     def check_env(self) -> bool:
         if not step_done(self.record, "env"):
             return False
-        return query_installed(self.python(), self.runner, ("pip",)) is not None
+        return self.installed() is not None
 
     def cmd_env(self) -> list[str]:
         if self.env_kind == "venv":
@@ -386,7 +394,7 @@ class InstallRun:
     # torch
     def check_torch(self) -> bool:
         assert self.profile is not None
-        found = query_installed(self.python(), self.runner)
+        found = self.installed()
         if not found:
             return False
         want = {"torch": self.profile.torch, "torchvision": self.profile.torchvision}
@@ -413,7 +421,7 @@ class InstallRun:
 
     # verify / reverify
     def _stack_fingerprint(self) -> str:
-        return _fingerprint(query_installed(self.python(), self.runner))
+        return _fingerprint(self.installed())
 
     def check_verify(self) -> bool:
         done = step_done(self.record, "verify") or {}
@@ -449,7 +457,7 @@ class InstallRun:
 
     def do_reverify(self) -> str:
         assert self.profile is not None
-        found = query_installed(self.python(), self.runner) or {}
+        found = self.installed() or {}
         if found.get("torch") != self.profile.torch or \
                 found.get("torchvision") != self.profile.torchvision:
             forget_steps(self.record, ["torch", "verify"])
@@ -555,7 +563,7 @@ class InstallRun:
     def do_record(self) -> str:
         assert self.profile is not None
         self.record["complete"] = True
-        self.record["versions"] = query_installed(self.python(), self.runner)
+        self.record["versions"] = self.installed()
         return str(self.root / ".sdboot" / "install.json")
 
     # -- preflight ------------------------------------------------------------------------
@@ -714,6 +722,8 @@ class InstallRun:
                 continue
             try:
                 note = step.run()
+                if step.name in ("env", "torch", "prepare"):
+                    self._installed = None  # the environment changed: ask again
             except BaseException:
                 self.ui.end("failed", time.monotonic() - started)
                 self.save()

@@ -20,7 +20,7 @@ from sdboot.errors import SdbootError
 from sdboot.flags import CPU_FLAGS, vram_flags
 from sdboot.fsutil import atomic_write
 from sdboot.model import Finding, GpuInfo, Profile, Severity
-from sdboot.runner import Runner, quote
+from sdboot.runner import Runner, exec_replace, quote
 
 MEMORY_FLAGS = ("--medvram", "--lowvram", "--medvram-sdxl")
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|AUTH|CREDENTIAL")
@@ -219,10 +219,9 @@ def hand_over(plan: LaunchPlan) -> int:
     """Start the WebUI. POSIX: exec (never returns). Windows: wait, restart on request."""
     env = {k: v for k, v in os.environ.items() if k not in plan.env_unset}
     env.update(plan.env_set)
-    os.chdir(plan.cwd)
     if os.name == "posix":
         env.pop("SD_WEBUI_RESTART", None)  # nothing would be left to restart it
-        os.execve(plan.argv[0], plan.argv, env)
+        exec_replace(plan.argv, env, plan.cwd)
     runner = Runner()
     env["SD_WEBUI_RESTART"] = RESTART_FILE
     while True:

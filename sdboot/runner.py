@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 
 @dataclass(frozen=True)
@@ -181,3 +181,9 @@ class Runner:
         return RunResult(args, 124 if timed_out else proc.returncode, "".join(lines), "",
                          elapsed, timed_out=timed_out,
                          error=f"timed out after {timeout:g} s" if timed_out else None)
+
+
+def exec_replace(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> NoReturn:
+    """Replace this process with argv (POSIX): signals and the exit code then belong to it."""
+    os.chdir(cwd)
+    os.execve(argv[0], list(argv), dict(env))
