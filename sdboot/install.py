@@ -290,7 +290,7 @@ class InstallRun:
                   self.do_env, self.cmd_env),
             _Step("torch", "install the pinned torch stack", self.check_torch, self.do_torch,
                   self.cmd_torch),
-            _Step("verify", "verify CUDA torch on this GPU", self.check_verify,
+            _Step("verify", self._verify_title(), self.check_verify,
                   self.do_verify, lambda: [f"{self.python()} -I <sdboot probe>"]),
             _Step("prepare", "let the WebUI prepare the rest (launch.py --exit)",
                   self.check_prepare, self.do_prepare, self.cmd_prepare),
@@ -302,6 +302,11 @@ class InstallRun:
             _Step("record", "record the install", lambda: bool(self.record.get("complete")),
                   self.do_record, lambda: [f"write {self.root / '.sdboot/install.json'}"]),
         ]
+
+    def _verify_title(self) -> str:
+        if self.profile is not None and self.profile.backend != "cuda":
+            return f"verify {self.profile.backend} torch on this machine"
+        return "verify CUDA torch on this GPU"
 
     # clone
     def _clone_url(self) -> str:
@@ -688,6 +693,7 @@ class InstallRun:
             return self._report([StepResult(s.name, s.title, "skipped") for s in steps],
                                 nothing_to_do=True)
         self.choose_profile()
+        steps = self.steps()  # the titles know the profile now
         pending = [s.name for s in steps if not self._done(s)]
         self.preflight()
         self.choose_mirrors(pending)
