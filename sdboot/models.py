@@ -304,21 +304,24 @@ def place(root: Path, file: Path, wanted: ModelType | None, move: bool,
 
 def fetch(root: Path, source: Source, expected_sha256: str | None,
           on_progress: Callable[[int, int | None], None] | None = None,
-          ) -> tuple[Path, str, int]:
+          ) -> tuple[Path, str | None, int]:
     """Download into WEBUI/.sdboot/downloads/NAME (resuming a .part left by a cut-off run),
-    verify the sha256, and return (file, sha256, times resumed). A mismatch deletes it."""
+    verify the sha256 when one is known, and return (file, sha256 or None, times
+    resumed). A mismatch deletes the download."""
     from sdboot.net import DownloadError, download
 
     folder = root / ".sdboot" / "downloads"
     final = folder / source.name
     part = folder / (source.name + ".part")
+    known = (expected_sha256 or source.sha256 or "").lower() or None
     try:
-        got = download(source.url, part, headers=source.headers, on_progress=on_progress)
+        got = download(source.url, part, headers=source.headers, on_progress=on_progress,
+                       verify=True if known else None)
     except DownloadError as exc:
         raise SdbootError(f"download failed: {exc}", "run the same command again to resume "
                           "(a mirror may help: HF_ENDPOINT / sdboot mirror test)",
                           exit_code=1) from None
-    want = (expected_sha256 or source.sha256 or got.remote_sha256 or "").lower() or None
+    want = known or got.remote_sha256
     if want and got.sha256 != want:
         part.unlink(missing_ok=True)
         raise SdbootError(f"{source.name}: sha256 {got.sha256} does not match the expected "
@@ -326,4 +329,4 @@ def fetch(root: Path, source: Source, expected_sha256: str | None,
                           "check --sha256, or download again (a mirror may serve a "
                           "damaged file)", exit_code=1)
     os.replace(part, final)
-    return final, got.sha256, got.resumed
+    return final, got.sha256 if want else None, got.resumed

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -92,7 +93,7 @@ def fetch_head(url: str, timeout: float, max_bytes: int = 65536,
 class Download:
     path: Path
     size: int
-    sha256: str
+    sha256: str | None  # None: nothing to check it against, so it was not computed
     resumed: int  # how many times a cut-off transfer was resumed
     remote_sha256: str | None  # what the server said (Hugging Face's LFS etag)
 
@@ -112,20 +113,28 @@ def _expected_from_headers(resp: requests.Response) -> str | None:
     return None
 
 
-def download(url: str, part: Path, *, headers: Mapping[str, str] | None = None,
-             timeout: float = 30.0, retries: int = 5,
-             on_progress: Callable[[int, int | None], None] | None = None) -> Download:
-    """Stream url into `part` (appending to what a cut-off run left there, with HTTP Range)
-    while hashing it. A transfer that breaks off is resumed up to `retries` times."""
+def _hash_file(path: Path) -> Any:
     import hashlib
 
-    sent = {"User-Agent": USER_AGENT, **(headers or {})}
     digest = hashlib.sha256()
-    have = part.stat().st_size if part.exists() else 0
-    if have:
-        with part.open("rb") as fh:
+    if path.exists():
+        with path.open("rb") as fh:
             while block := fh.read(1 << 20):
                 digest.update(block)
+    return digest
+
+
+def download(url: str, part: Path, *, headers: Mapping[str, str] | None = None,
+             timeout: float = 30.0, retries: int = 5, verify: bool | None = None,
+             on_progress: Callable[[int, int | None], None] | None = None) -> Download:
+    """Stream url into `part` (appending to what a cut-off run left there, with HTTP Range).
+    A transfer that breaks off is resumed up to `retries` times. The sha256 is computed
+    while streaming when it will be checked: verify=True (the caller knows the hash), or
+    verify=None and the server announces one (Hugging Face); otherwise not at all, so an
+    unverifiable download costs no more than curl's."""
+    sent = {"User-Agent": USER_AGENT, **(headers or {})}
+    have = part.stat().st_size if part.exists() else 0
+    digest: Any = None
     resumed = 0
     remote: str | None = None
     total: int | None = None
@@ -141,17 +150,20 @@ def download(url: str, part: Path, *, headers: Mapping[str, str] | None = None,
                     break
                 if resp.status_code == 200 and have:  # no Range support: start again
                     have = 0
-                    digest = hashlib.sha256()
                     part.unlink(missing_ok=True)
+                    digest = None
                 elif resp.status_code not in (200, 206):
                     raise DownloadError(f"HTTP {resp.status_code} for {url}")
+                if digest is None and (verify or (verify is None and remote)):
+                    digest = _hash_file(part)  # what an earlier run left, then the rest
                 length = resp.headers.get("Content-Length")
                 total = have + int(length) if length and length.isdigit() else None
                 part.parent.mkdir(parents=True, exist_ok=True)
                 with part.open("ab") as fh:
                     for chunk in resp.iter_content(chunk_size=1 << 20):
                         fh.write(chunk)
-                        digest.update(chunk)
+                        if digest is not None:
+                            digest.update(chunk)
                         have += len(chunk)
                         if on_progress is not None:
                             on_progress(have, total)
@@ -167,8 +179,9 @@ def download(url: str, part: Path, *, headers: Mapping[str, str] | None = None,
             resumed += 1
             on_disk = part.stat().st_size if part.exists() else 0
             if on_disk != have:  # the hash follows the file, never the other way round
-                have, digest = on_disk, hashlib.sha256()
-                with part.open("rb") as fh:
-                    while block := fh.read(1 << 20):
-                        digest.update(block)
-    return Download(part, have, digest.hexdigest(), resumed, remote)
+                have = on_disk
+                digest = _hash_file(part) if digest is not None else None
+    if digest is None and remote and verify is not False:
+        digest = _hash_file(part)  # announced only after a redirect we had not seen yet
+    return Download(part, have, digest.hexdigest() if digest is not None else None, resumed,
+                    remote)

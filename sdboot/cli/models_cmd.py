@@ -104,7 +104,12 @@ def add(
             con.print(f"the download broke off and was resumed {resumed} time(s)")
         target, placed, notes = place(root, file, ModelType(wanted) if wanted else None,
                                       move=True)
-        con.print(f"sha256 {digest} (short {short_hash(digest)})", highlight=False)
+        if digest:
+            con.print(f"sha256 {digest} verified (short {short_hash(digest)})",
+                      highlight=False)
+        else:
+            notes.append("the source publishes no sha256 and none was given (--sha256): "
+                         "the file is not verified")
     for note in notes:
         con.print(f"note: {note}", style="yellow", markup=False)
     con.print(f"{placed}: {target.relative_to(root)}", markup=False, highlight=False)
