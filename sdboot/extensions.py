@@ -37,16 +37,13 @@ def resolve_extension(what: str) -> str:
 def _git_env(root: Path) -> dict[str, str]:
     """The insteadOf rules of the WebUI's mirror (install record, or mirror apply)."""
     from sdboot.mirror_apply import webui_selection
-    from sdboot.mirror_env import plan_mirror_env
+    from sdboot.mirror_env import existing_git_count, plan_mirror_env
     from sdboot.mirrors import load_mirrors
 
     table = load_mirrors()
     selection = webui_selection(root, table)
-    try:
-        base = max(0, int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0))
-    except ValueError:
-        base = 0
-    plan = plan_mirror_env(selection, table, None, None, git_count_base=base)
+    plan = plan_mirror_env(selection, table, None, None,
+                           git_count_base=existing_git_count(os.environ))
     return {**os.environ, **{k: v for k, v in plan.vars.items() if k.startswith("GIT_CONFIG")}}
 
 
@@ -75,8 +72,7 @@ def list_extensions(root: Path) -> list[tuple[str, str | None, str | None]]:
     runner = Runner()
     rows = []
     for ext in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        commit = gitops.head_commit(ext, runner) if (ext / ".git").exists() else None
-        res = runner.run(["git", "-C", str(ext), "remote", "get-url", "origin"], timeout=10) \
-            if (ext / ".git").exists() else None
-        rows.append((ext.name, commit, res.stdout.strip() if res and res.ok else None))
+        is_git = (ext / ".git").exists()
+        rows.append((ext.name, gitops.head_commit(ext, runner) if is_git else None,
+                     gitops.origin_url(ext, runner) if is_git else None))
     return rows

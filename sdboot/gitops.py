@@ -49,6 +49,12 @@ def head_commit(repo: Path, runner: Runner | None = None, git: str = "git") -> s
     return res.stdout.strip() if res.ok else None
 
 
+def origin_url(repo: Path, runner: Runner | None = None, git: str = "git") -> str | None:
+    res = (runner or Runner()).run([git, "-C", str(repo), "remote", "get-url", "origin"],
+                                   timeout=QUICK_TIMEOUT_S)
+    return res.stdout.strip() if res.ok else None
+
+
 def verify_commit(repo: Path, expected: str, url: str, runner: Runner | None = None,
                   git: str = "git") -> str:
     """The checkout must be at `expected` (a full or abbreviated hash): a mirror is

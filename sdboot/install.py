@@ -27,14 +27,20 @@ from sdboot.catalog import known_for, load_catalog, pinned_commit
 from sdboot.envs import env_python
 from sdboot.errors import SdbootError
 from sdboot.fsutil import atomic_write, exclusive_lock
-from sdboot.mirror_env import MirrorEnv, plan_mirror_env, render_block, upsert_block
+from sdboot.mirror_apply import webui_selection
+from sdboot.mirror_env import (
+    MirrorEnv,
+    existing_git_count,
+    plan_mirror_env,
+    render_block,
+    upsert_block,
+)
 from sdboot.mirrors import MirrorTable, Selection, load_mirrors, map_url, select
 from sdboot.model import (
     GpuInfo,
     GpuSource,
     HostFacts,
     Profile,
-    TorchPins,
     Vendor,
     WebuiFacts,
 )
@@ -146,10 +152,6 @@ def disk_verdict(free_bytes: int, backend: str) -> tuple[str, str]:
     return "ok", f"{free_gb:.0f} GB free"
 
 
-def pins_of(profile: Profile) -> TorchPins:
-    return TorchPins(profile.torch, profile.torchvision, profile.xformers, profile.index_url)
-
-
 def install_block(python_cmd: str, venv_dir: str, args: list[str], constraints: Path,
                   ) -> MirrorEnv:
     """What webui-user.sh / .bat need so that the WebUI's own scripts use sdboot's
@@ -228,7 +230,7 @@ class InstallRun:
     def _git_env(self) -> dict[str, str]:
         """git's insteadOf rules for sdboot's own clone (the WebUI's come with webui_env)."""
         env = plan_mirror_env(self.selection, self.table, None, None,
-                              git_count_base=_git_count())
+                              git_count_base=existing_git_count(os.environ))
         return {k: v for k, v in env.vars.items() if k.startswith("GIT_CONFIG")}
 
     def webui_env(self) -> dict[str, str]:
@@ -237,8 +239,8 @@ class InstallRun:
         assert self.profile is not None
         lf = launch_file(self.root)
         text = lf.read_text(encoding="utf-8", errors="replace") if lf else None
-        plan = plan_mirror_env(self.selection, self.table, text, pins_of(self.profile),
-                               git_count_base=_git_count())
+        plan = plan_mirror_env(self.selection, self.table, text, self.profile.pins(),
+                               git_count_base=existing_git_count(os.environ))
         env = plan.apply_to(dict(os.environ))
         env.update(constraint_env(self.constraints))
         env["COMMANDLINE_ARGS"] = ""
@@ -537,7 +539,7 @@ class InstallRun:
         block = install_block(python_cmd, venv_dir, self.webui_args(), self.constraints)
         lf = launch_file(self.root)
         text = lf.read_text(encoding="utf-8", errors="replace") if lf else None
-        mirror = plan_mirror_env(self.selection, self.table, text, pins_of(self.profile))
+        mirror = plan_mirror_env(self.selection, self.table, text, self.profile.pins())
         out = {}
         for name, shell in (("webui-user.sh", "sh"), ("webui-user.bat", "bat")):
             path = self.root / name
@@ -608,11 +610,7 @@ class InstallRun:
         spec = self.opts.mirror
         saved = self.record.get("mirror") or {}
         if spec is None and saved:
-            names = {g: n for g, n in saved.items() if g != "label" and n}
-            try:
-                self.selection = select(self.table, None, self.opts.insecure, **names)
-            except SdbootError:
-                self.selection = Selection()
+            self.selection = webui_selection(self.root, self.table)
             return
         if spec == "auto":
             from sdboot.health import auto_select
@@ -774,12 +772,7 @@ class InstallRun:
             self.profile = get_profile(load_profiles(), str(self.record.get("profile")))
         except SdbootError:
             return False
-        names = {g: n for g, n in (self.record.get("mirror") or {}).items()
-                 if g != "label" and n}
-        try:
-            self.selection = select(self.table, None, True, **names)
-        except SdbootError:
-            return False
+        self.selection = webui_selection(self.root, self.table)
         return all(self._done(s) for s in steps)
 
     def _report(self, results: list[StepResult], nothing_to_do: bool) -> InstallReport:
@@ -800,14 +793,6 @@ def _python_for(profile: Profile | None) -> str:
             if candidate in SpecifierSet(profile.python):
                 return candidate
     return "3.10"
-
-
-def _git_count() -> int:
-    """An existing GIT_CONFIG_COUNT (the user's own) is continued, never replaced."""
-    try:
-        return max(0, int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0))
-    except ValueError:
-        return 0
 
 
 def _target(path: Path) -> Path:

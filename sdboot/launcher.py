@@ -241,7 +241,7 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
                    ) -> tuple[LaunchPlan, list[Finding]]:
     """The plan, or the guard's error findings (then the plan must not run)."""
     from sdboot.doctor.facts import DoctorFacts
-    from sdboot.mirror_env import plan_mirror_env
+    from sdboot.mirror_env import existing_git_count, plan_mirror_env
     from sdboot.packages import constraint_env
     from sdboot.webui import is_webui
 
@@ -281,12 +281,9 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
     selection = webui_selection(root, facts.mirrors)
     pins = None
     if record.get("profile") and expected is not None:
-        from sdboot.install import pins_of
-
-        pins = pins_of(expected)
-    count = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+        pins = expected.pins()
     menv = plan_mirror_env(selection, facts.mirrors, facts.launch_text, pins,
-                           git_count_base=count)
+                           git_count_base=existing_git_count(os.environ))
     env_set = dict(menv.vars)
     constraints = root / ".sdboot" / "constraints.txt"
     if constraints.is_file() and expected is not None and gfacts.get("torch") == expected.torch:

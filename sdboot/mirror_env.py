@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sdboot.mirrors import (
@@ -43,6 +44,14 @@ class MirrorEnv:
         merged = {k: v for k, v in env.items() if k not in self.unset}
         merged.update(self.vars)
         return merged
+
+
+def existing_git_count(env: Mapping[str, str]) -> int:
+    """An existing GIT_CONFIG_COUNT (the user's own) is continued, never replaced."""
+    try:
+        return max(0, int(env.get("GIT_CONFIG_COUNT", "0") or 0))
+    except ValueError:
+        return 0
 
 
 def plan_mirror_env(sel: Selection, table: MirrorTable, launch_text: str | None = None,

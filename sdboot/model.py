@@ -109,6 +109,10 @@ class Profile:
     def torch_base(self) -> str:
         return self.torch.split("+", 1)[0]
 
+    def pins(self) -> TorchPins:
+        """The stack as the WebUI's own variables describe one (TORCH_COMMAND and friends)."""
+        return TorchPins(self.torch, self.torchvision, self.xformers, self.index_url)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

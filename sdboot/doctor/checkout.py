@@ -4,25 +4,21 @@ and repositories it clones that are gone upstream without a substitute set."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
+from sdboot.gitops import origin_url
 from sdboot.model import Finding, Fix, Severity
 
 
 def _mirror_args(facts: DoctorFacts) -> list[str]:
     """The mirrors already in use, so that a fix keeps them."""
-    from sdboot.mirror_apply import read_state
+    from sdboot.mirror_apply import webui_selection
 
     assert facts.webui_dir is not None
-    chosen = ((read_state(facts.webui_dir).get("env") or {}).get("selection")
-              or facts.record.get("mirror") or {})
-    args = []
-    for group in ("github", "pypi", "torch", "hf"):
-        if chosen.get(group):
-            args += [f"--{group}", str(chosen[group])]
-    return args
+    chosen = webui_selection(facts.webui_dir, facts.mirrors).chosen()
+    return [arg for group in ("github", "pypi", "torch", "hf") if group in chosen
+            for arg in (f"--{group}", chosen[group])]
 
 
 def _rewrite_finding(facts: DoctorFacts) -> Finding | None:
@@ -51,12 +47,6 @@ def _rewrite_finding(facts: DoctorFacts) -> Finding | None:
     return None
 
 
-def _origin(repo: Path, facts: DoctorFacts) -> str | None:
-    res = facts.runner.run(["git", "-C", str(repo), "remote", "get-url", "origin"],
-                           timeout=10)
-    return res.stdout.strip() if res.ok else None
-
-
 def _dead_repo_findings(facts: DoctorFacts) -> list[Finding]:
     from sdboot.mirror_env import read_block
     from sdboot.mirrors import canonical_url, substitute
@@ -79,7 +69,7 @@ def _dead_repo_findings(facts: DoctorFacts) -> list[Finding]:
             continue  # substituted (by sdboot's env block, or by hand)
         replacement = substitute(url, subs)
         repos = facts.webui_dir / "repositories"
-        cloned = any(_origin(p, facts) == url for p in repos.iterdir()
+        cloned = any(origin_url(p, facts.runner) == url for p in repos.iterdir()
                      if (p / ".git").exists()) if repos.is_dir() else False
         fix = Fix(f"set {var}={replacement} for the WebUI (a managed block in webui-user)",
                   ((*facts.sdboot_argv, "mirror", "apply", str(facts.webui_dir), "--mode",

@@ -14,16 +14,15 @@ NAMES = {"github": "GitHub", "pypi": "the package index", "torch": "the PyTorch 
 
 def _configured(facts: DoctorFacts) -> dict[str, str]:
     """group -> mirror name in use for this WebUI (env block, install record, rewrite)."""
-    from sdboot.mirror_apply import read_state
+    from sdboot.mirror_apply import read_state, webui_selection
 
     if not facts.is_webui or facts.webui_dir is None:
         return {}
-    state = read_state(facts.webui_dir)
-    chosen = dict((state.get("env") or {}).get("selection") or facts.record.get("mirror") or {})
-    rewrite = state.get("rewrite") or {}
+    chosen = webui_selection(facts.webui_dir, facts.mirrors).chosen()
+    rewrite = read_state(facts.webui_dir).get("rewrite") or {}
     if rewrite.get("mirror"):
         chosen["github"] = rewrite["mirror"]
-    return {g: str(n) for g, n in chosen.items() if g in NAMES and n}
+    return {g: n for g, n in chosen.items() if g in NAMES}
 
 
 def run(facts: DoctorFacts) -> Outcome:
