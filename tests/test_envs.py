@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -18,14 +17,31 @@ from sdboot.errors import SdbootError
 from sdboot.runner import Runner
 from tests.world.fake_conda import install_fake_conda
 
-UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "upstream"
-ENV_FILES = sorted(UPSTREAM.glob("environment-wsl2.*.yaml"))
+
+def _environment(python: str, pip: str, cuda: str, torch: str, vision: str, numpy: str,
+                 tail: str = "\n") -> str:
+    """An environment-wsl2.yaml in the shape the WebUI has shipped over the years (the
+    `automatic` env, the pytorch channel, exact pins); the tests own these files."""
+    deps = [f"python={python}", f"pip={pip}", f"cudatoolkit={cuda}", f"pytorch={torch}",
+            f"torchvision={vision}", f"numpy={numpy}"]
+    return ("name: automatic\nchannels:\n  - pytorch\n  - defaults\ndependencies:\n"
+            + "\n".join(f"  - {d}" for d in deps) + tail)
 
 
-@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
-def test_derived_file_drops_torch_and_keeps_the_rest(path):
-    original = yaml.safe_load(path.read_text())
-    text, doc = derive_environment(path.read_text())
+ENV_TEXTS = {
+    "py3.8-torch1.11": _environment("3.8.5", "20.3", "11.3", "1.11.0", "0.12.0", "1.19.2"),
+    "py3.10-torch1.12-no-final-newline": _environment("3.10", "22.2.2", "11.3", "1.12.1",
+                                                      "0.13.1", "1.23.1", tail=""),
+    "py3.10-torch2.0": _environment("3.10", "23.0", "11.8", "2.0", "0.15", "1.23"),
+    "py3.10-torch2.0-trailing-blanks": _environment("3.10", "23.0", "11.8", "2.0", "0.15",
+                                                    "1.23", tail="\n  "),
+}
+
+
+@pytest.mark.parametrize("source", ENV_TEXTS.values(), ids=ENV_TEXTS.keys())
+def test_derived_file_drops_torch_and_keeps_the_rest(source):
+    original = yaml.safe_load(source)
+    text, doc = derive_environment(source)
     assert yaml.safe_load(text) == doc
     names = [d.split("=")[0] for d in doc["dependencies"]]
     assert not {"pytorch", "torchvision", "cudatoolkit", "pytorch-cuda"} & set(names)
@@ -38,7 +54,7 @@ def test_derived_file_drops_torch_and_keeps_the_rest(path):
 
 
 def test_channel_mirror_goes_first():
-    text, doc = derive_environment(ENV_FILES[0].read_text(),
+    text, doc = derive_environment(ENV_TEXTS["py3.10-torch2.0"],
                                    channel_mirror="https://mirrors.example.cn/anaconda/pkgs/main")
     assert doc["channels"] == ["https://mirrors.example.cn/anaconda/pkgs/main", "defaults"]
 
@@ -53,7 +69,7 @@ def test_pip_section_loses_torch_too():
 @pytest.mark.parametrize("flavour", ["conda", "micromamba"])
 def test_conda_env_from_derived_file(tmp_path, flavour):
     bin_dir = install_fake_conda(tmp_path / "conda")
-    text, _ = derive_environment(ENV_FILES[0].read_text())
+    text, _ = derive_environment(ENV_TEXTS["py3.10-torch2.0"])
     env_file = tmp_path / "environment-sdboot.yaml"
     env_file.write_text(text)
     env = CondaEnv(str(bin_dir / flavour), environment_file=env_file,
@@ -75,7 +91,7 @@ def test_conda_env_from_derived_file(tmp_path, flavour):
 def test_conda_env_by_name_is_found_after_creation(tmp_path):
     bin_dir = install_fake_conda(tmp_path / "conda")
     env_file = tmp_path / "e.yaml"
-    env_file.write_text(derive_environment(ENV_FILES[0].read_text())[0])
+    env_file.write_text(derive_environment(ENV_TEXTS["py3.10-torch2.0"])[0])
     env = CondaEnv(str(bin_dir / "conda"), environment_file=env_file, name="automatic")
     env.create(Runner())
     assert env.prefix == tmp_path / "conda" / "envs" / "automatic"
