@@ -1,16 +1,41 @@
-"""models: a checkpoint to start with, and files in the folder of another model type
-(found from the safetensors header, without loading any tensor)."""
+"""models: a checkpoint to start with, files in the folder of another model type (found
+from the safetensors header, without loading any tensor), and files the WebUI cannot load
+at all (a git-LFS pointer, an HTML page, an empty, truncated or malformed file: found from
+the size, the first 512 bytes and the header or zip directory; nothing is unpickled)."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
 from sdboot.model import Finding, Fix, Severity
-from sdboot.models import FOLDERS, ModelType, classify_file, model_files
+from sdboot.models import (
+    FOLDERS,
+    QUARANTINE,
+    Inspection,
+    ModelType,
+    inspect_model,
+    model_files,
+    real_file_hint,
+)
 
-_MOVE = "import shutil, sys; shutil.move(sys.argv[1], sys.argv[2])"
+# The fixes run through the runner as commands; both refuse to replace an existing file
+# and prove their paths inside the WebUI (sdboot.models.fix_command).
+_FIX = "import sys; from sdboot.models import fix_command; sys.exit(fix_command(sys.argv[1:]))"
+# Folders the WebUI loads models from beyond FOLDERS (the Lora extension reads LyCORIS too).
+EXTRA_FOLDERS = ("models/LyCORIS",)
+
+
+def _corrupt(root: Path, path: Path, found: Inspection) -> Finding:
+    rel = path.relative_to(root).as_posix()
+    return Finding(
+        "model-corrupt", Severity.ERROR,
+        f"{rel} is {found.problem}; the WebUI cannot load it: {real_file_hint(found)}",
+        Fix(f"move it aside to {QUARANTINE}/ (nothing is deleted)",
+            ((sys.executable, "-c", _FIX, "quarantine", str(root), str(path)),),
+            automatic=True))
 
 
 def run(facts: DoctorFacts) -> Outcome:
@@ -18,33 +43,56 @@ def run(facts: DoctorFacts) -> Outcome:
         return Outcome("no WebUI folder", skipped=True)
     root = facts.webui_dir
     findings: list[Finding] = []
-    # a LoRA sitting in the checkpoint folder is no checkpoint
-    checkpoints = [p for p in model_files(root / FOLDERS[ModelType.CHECKPOINT])
-                   if classify_file(p) in (ModelType.CHECKPOINT, ModelType.UNKNOWN)]
+    seen: dict[Path, Inspection] = {}
+
+    def inspect(path: Path) -> Inspection:
+        if path not in seen:
+            seen[path] = inspect_model(path)
+        return seen[path]
+
     counts = []
+    planned: set[Path] = set()
     for kind, rel in FOLDERS.items():
         files = model_files(root / rel)
         if files:
             counts.append(f"{len(files)} {kind}")
         for path in files:
-            found = classify_file(path)
-            if found in (ModelType.UNKNOWN, kind):
+            found = inspect(path)
+            if found.problem:
+                findings.append(_corrupt(root, path, found))
                 continue
-            target = root / FOLDERS[found] / path.name
+            if found.type in (ModelType.UNKNOWN, kind):
+                continue
+            target = root / FOLDERS[found.type] / path.name
+            free = not target.exists() and target not in planned
+            planned.add(target)
             findings.append(Finding(
                 "model-misplaced", Severity.WARNING,
-                f"{path.relative_to(root)} is a {found}, not a {kind}: the WebUI will not "
-                f"find it there (or fail to load it)",
-                Fix(f"move it to {FOLDERS[found]}/",
-                    ((sys.executable, "-c", _MOVE, str(path), str(target)),),
-                    automatic=not target.exists())))
+                f"{path.relative_to(root)} is a {found.type}, not a {kind}: the WebUI will "
+                f"not find it there (or fail to load it)",
+                Fix(f"move it to {FOLDERS[found.type]}/" if free else
+                    f"move it to {FOLDERS[found.type]}/ yourself: a file named {path.name} "
+                    "is already there (or another file is to be moved there); compare them "
+                    "first",
+                    ((sys.executable, "-c", _FIX, "move", str(root), str(path), str(target)),),
+                    automatic=free)))
+    for rel in EXTRA_FOLDERS:
+        for path in model_files(root / rel):
+            found = inspect(path)
+            if found.problem:
+                findings.append(_corrupt(root, path, found))
+    # a LoRA sitting in the checkpoint folder is no checkpoint, nor is a damaged file
+    checkpoints = [p for p in model_files(root / FOLDERS[ModelType.CHECKPOINT])
+                   if not inspect(p).problem
+                   and inspect(p).type in (ModelType.CHECKPOINT, ModelType.UNKNOWN)]
     if not checkpoints:
         findings.append(Finding(
             "no-checkpoint", Severity.WARNING,
-            f"{FOLDERS[ModelType.CHECKPOINT]} holds no model: the WebUI has nothing to "
-            "generate with (it tries to download one on first start, which fails offline)",
+            f"{FOLDERS[ModelType.CHECKPOINT]} holds no loadable model: the WebUI has nothing "
+            "to generate with (it tries to download one on first start, which fails "
+            "offline)",
             Fix("put a .safetensors checkpoint into models/Stable-diffusion")))
     return Outcome(", ".join(counts) or "no model files", tuple(findings))
 
 
-CHECK = Check("models", "models", run, ("no-checkpoint", "model-misplaced"))
+CHECK = Check("models", "models", run, ("no-checkpoint", "model-misplaced", "model-corrupt"))
