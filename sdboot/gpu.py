@@ -1,7 +1,12 @@
 """GPU detection. detect_gpu() never raises and never hangs: NVML first (the standard
 loader path, so LD_LIBRARY_PATH is honoured), then the WSL2 driver folder, then
 nvidia-smi on PATH, then AMD (ROCm tools, sysfs), Intel (sysfs) and Apple Silicon.
-Every source that is skipped leaves a note saying why. Only this module talks to NVML."""
+Every source that is skipped leaves a note saying why. Only this module talks to NVML.
+
+Beside the devices it keeps what decides whether a process can use them: NVML's error
+code when it fails, CUDA_VISIBLE_DEVICES, the /dev/nvidia* nodes and WSL2's driver
+folder (GpuAccess). The paths are injectable for tests: SDBOOT_DEV_DIR (/dev),
+SDBOOT_PROC_VERSION (/proc/version), SDBOOT_WSL_LIB_DIR (/usr/lib/wsl/lib)."""
 
 from __future__ import annotations
 
@@ -12,10 +17,11 @@ import re
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sdboot.model import GpuDevice, GpuInfo, GpuSource, HostFacts, Vendor
+from sdboot.model import GpuAccess, GpuDevice, GpuInfo, GpuSource, HostFacts, Vendor
 from sdboot.runner import Runner, which
 
 T = TypeVar("T")
@@ -23,6 +29,9 @@ T = TypeVar("T")
 NVML_TIMEOUT_S = 5.0
 SMI_TIMEOUT_S = 10.0
 WSL_LIB_DIR = "/usr/lib/wsl/lib"  # injected by the Windows driver into every WSL2 distro
+DEV_DIR = "/dev"
+PROC_VERSION = "/proc/version"
+NVML_LIBRARY_NOT_FOUND = 12
 PCI_VENDORS = {"0x10de": Vendor.NVIDIA, "0x1002": Vendor.AMD, "0x8086": Vendor.INTEL}
 
 
@@ -60,7 +69,8 @@ def detect_host() -> HostFacts:
     wsl = False
     if system == "linux":
         try:
-            wsl = "microsoft" in Path("/proc/version").read_text(errors="replace").lower()
+            proc = os.environ.get("SDBOOT_PROC_VERSION", PROC_VERSION)
+            wsl = "microsoft" in Path(proc).read_text(errors="replace").lower()
         except OSError:
             wsl = False
     return HostFacts(system=system, machine=platform.machine().lower(), wsl=wsl)
@@ -96,7 +106,11 @@ def _nvml_query(pynvml: Any) -> tuple[str, str | None, tuple[GpuDevice, ...]]:
             pass
 
 
-def probe_nvml(notes: list[str], wsl_dir: str, timeout: float) -> GpuInfo | None:
+def probe_nvml(notes: list[str], wsl_dir: str, timeout: float,
+               failure: dict[str, Any] | None = None) -> GpuInfo | None:
+    """NVML through the loader path, else from the WSL2 folder. `failure` receives the
+    loader-path attempt's error: {"code": nvmlReturn_t, "message": its string}."""
+    failure = {} if failure is None else failure
     try:
         import pynvml
     except ImportError as exc:
@@ -112,9 +126,11 @@ def probe_nvml(notes: list[str], wsl_dir: str, timeout: float) -> GpuInfo | None
     except _ProbeFailed as exc:
         notes.append(f"NVML skipped: {exc}")
         return None
-    except pynvml.NVMLError_LibraryNotFound:
+    except pynvml.NVMLError_LibraryNotFound as exc:
+        failure.update(code=NVML_LIBRARY_NOT_FOUND, message=str(exc))
         notes.append("NVML not found on the library path (libnvidia-ml.so.1 / nvml.dll)")
     except pynvml.NVMLError as exc:
+        failure.update(code=int(getattr(exc, "value", -1)), message=str(exc))
         notes.append(f"NVML failed: {exc}")
         return None
     except OSError as exc:
@@ -260,20 +276,69 @@ def probe_rocm(notes: list[str], runner: Runner, timeout: float) -> GpuInfo | No
     return GpuInfo(Vendor.AMD, GpuSource.ROCM, None, None, devices, tuple(notes))
 
 
+def visible_devices(value: str | None, count: int | None) -> list[int] | None:
+    """The GPU ordinals CUDA_VISIBLE_DEVICES leaves to CUDA, as the driver reads it: a
+    comma-separated list whose first entry that is not an existing, unused ordinal ends
+    it ("", "-1", or "1" on a one-GPU machine: none). None when it cannot be told here
+    (a UUID entry, or an ordinal while the number of GPUs is unknown); unset: all."""
+    if value is None:
+        return list(range(count)) if count is not None else None
+    found: list[int] = []
+    for item in value.split(","):
+        item = item.strip()
+        if item.upper().startswith(("GPU-", "MIG-")):
+            return found or None  # a UUID: only the driver can match it
+        if not re.fullmatch(r"-?\d+", item) or int(item) < 0:
+            return found
+        if count is None:
+            return None
+        if int(item) >= count or int(item) in found:
+            return found
+        found.append(int(item))
+    return found
+
+
+def detect_access(host: HostFacts, wsl_dir: str, dev_dir: str) -> GpuAccess:
+    """CUDA_VISIBLE_DEVICES, /dev/nvidia* (Linux) and the WSL2 driver folder. Never raises."""
+    nodes: tuple[str, ...] | None = None
+    if host.system == "linux":
+        try:
+            nodes = tuple(sorted(n for n in os.listdir(dev_dir) if n.startswith("nvidia")))
+        except OSError:
+            nodes = ()
+    wsl_lib = Path(wsl_dir)
+    has_wsl_lib = host.wsl and (wsl_lib / "libnvidia-ml.so.1").exists()
+    return GpuAccess(os.environ.get("CUDA_VISIBLE_DEVICES"), nodes, host.wsl,
+                     str(wsl_lib) if has_wsl_lib else None)
+
+
 def detect_gpu(runner: Runner | None = None, host: HostFacts | None = None) -> GpuInfo:
     """Probe the machine once. Never raises; every skipped source leaves a note."""
     runner = runner or Runner()
     host = host or detect_host()
     notes: list[str] = []
+    failure: dict[str, Any] = {}
+    wsl_dir = os.environ.get("SDBOOT_WSL_LIB_DIR", WSL_LIB_DIR)
+    try:
+        access = detect_access(host, wsl_dir, os.environ.get("SDBOOT_DEV_DIR", DEV_DIR))
+    except Exception as exc:  # noqa: BLE001 - a probe bug must not crash the command
+        access = GpuAccess()
+        notes.append(f"GPU access facts failed unexpectedly: {exc!r}")
+
+    def done(info: GpuInfo) -> GpuInfo:
+        return replace(info, nvml_error_code=failure.get("code"),
+                       nvml_error=failure.get("message"), access=access)
+
     try:
         if host.system == "darwin":
             if host.machine in ("arm64", "aarch64"):
-                return GpuInfo(Vendor.APPLE, GpuSource.PLATFORM, None, None,
-                               (GpuDevice(0, "Apple Silicon GPU (MPS)", None, None),), ())
-            return GpuInfo(Vendor.NONE, GpuSource.NONE, notes=("Intel Mac: no MPS device",))
-        wsl_dir = os.environ.get("SDBOOT_WSL_LIB_DIR", WSL_LIB_DIR)
+                return done(GpuInfo(Vendor.APPLE, GpuSource.PLATFORM, None, None,
+                                    (GpuDevice(0, "Apple Silicon GPU (MPS)", None, None),),
+                                    ()))
+            return done(GpuInfo(Vendor.NONE, GpuSource.NONE,
+                                notes=("Intel Mac: no MPS device",)))
         probes: list[Callable[[], GpuInfo | None]] = [
-            lambda: probe_nvml(notes, wsl_dir, NVML_TIMEOUT_S),
+            lambda: probe_nvml(notes, wsl_dir, NVML_TIMEOUT_S, failure),
             lambda: probe_nvidia_smi(notes, runner, SMI_TIMEOUT_S),
             lambda: probe_rocm(notes, runner, SMI_TIMEOUT_S),
             lambda: probe_sysfs(notes, os.environ.get("SDBOOT_SYSFS_ROOT", "/sys")),
@@ -281,7 +346,7 @@ def detect_gpu(runner: Runner | None = None, host: HostFacts | None = None) -> G
         for probe in probes:
             info = probe()
             if info is not None:
-                return info
+                return done(info)
     except Exception as exc:  # noqa: BLE001 - a probe bug must not crash the command
         notes.append(f"GPU detection failed unexpectedly: {exc!r}")
-    return GpuInfo(Vendor.NONE, GpuSource.NONE, notes=tuple(notes))
+    return done(GpuInfo(Vendor.NONE, GpuSource.NONE, notes=tuple(notes)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -19,11 +18,11 @@ from typing import Any
 from sdboot.errors import SdbootError
 from sdboot.flags import CPU_FLAGS, vram_flags
 from sdboot.fsutil import atomic_write
+from sdboot.mask import mask_env as mask_env  # the one mask, re-exported
 from sdboot.model import Finding, GpuInfo, Profile, Severity
 from sdboot.runner import Runner, exec_replace, quote
 
 MEMORY_FLAGS = ("--medvram", "--lowvram", "--medvram-sdxl")
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|AUTH|CREDENTIAL")
 GUARD_FILE = ".sdboot/guard.json"
 RESTART_FILE = "tmp/restart"
 
@@ -128,27 +127,18 @@ def _vram(gpu: GpuInfo) -> str:
     return f"{min(sizes) / 1024:.0f} GB" if sizes else "unknown"
 
 
-def mask_env(env: dict[str, str]) -> dict[str, str]:
-    """Secrets (tokens, keys, passwords) shown as ***; also user:password@ in URLs."""
-    out = {}
-    for name, value in env.items():
-        if _SECRET_NAME.search(name.upper()) and value:
-            value = "***"
-        out[name] = re.sub(r"(://[^/\s:@]+):[^/\s@]+@", r"\1:***@", value)
-    return out
-
-
 # --- the guard -------------------------------------------------------------------------------
 
 
 def stack_fingerprint(python: Path) -> str | None:
-    """The installed torch / torchvision / xformers, from their dist-info folders' names
+    """The installed torch / torchvision / xformers / numpy, from their dist-info folders' names
     and times: no subprocess, so an unchanged environment costs microseconds."""
     prefix = python.parent.parent if python.parent.name in ("bin", "Scripts") else python.parent
     sites = list(prefix.glob("lib/python3*/site-packages")) + list(prefix.glob("Lib/site-packages"))
     parts = []
     for site in sites:
-        for pattern in ("torch-*.dist-info", "torchvision-*.dist-info", "xformers-*.dist-info"):
+        for pattern in ("torch-*.dist-info", "torchvision-*.dist-info", "xformers-*.dist-info",
+                        "numpy-*.dist-info"):  # numpy: the numpy-abi verdict
             for info in site.glob(pattern):
                 record = info / "RECORD"
                 stamp = record.stat().st_mtime_ns if record.exists() else 0
@@ -158,9 +148,15 @@ def stack_fingerprint(python: Path) -> str | None:
     return hashlib.sha256("|".join(sorted(parts)).encode()).hexdigest()[:20]
 
 
-def gpu_key(gpu: GpuInfo) -> str:
+def gpu_key(gpu: GpuInfo, webui_env: dict[str, str] | None = None) -> str:
+    """What the cached verdict depends on besides the stack: the driver, the GPUs, and
+    whether a process can reach them (NVML's error, CUDA_VISIBLE_DEVICES as the WebUI gets
+    it, /dev/nvidia*, WSL2)."""
+    from sdboot.verify import cuda_visible_setting
+
     return json.dumps([gpu.driver_version, gpu.cuda_driver_version,
-                       [d.name for d in gpu.gpus]])
+                       [d.name for d in gpu.gpus], str(gpu.source), gpu.nvml_error_code,
+                       cuda_visible_setting(gpu, webui_env)[0], gpu.access.to_json()])
 
 
 def read_guard(root: Path) -> dict[str, Any]:
@@ -172,18 +168,39 @@ def read_guard(root: Path) -> dict[str, Any]:
 
 
 def run_guard(root: Path, python: Path, gpu: GpuInfo, expected: Profile | None,
-              runner: Runner) -> tuple[bool, list[Finding], dict[str, Any], bool]:
+              runner: Runner, *, webui_env: dict[str, str] | None = None,
+              constraints: Path | None = None, numpy_pin: str | None = None,
+              ) -> tuple[bool, list[Finding], dict[str, Any], bool]:
     """(ok, error findings, probe facts, cached?). Reuses the last verdict while the stack
-    files and the GPU facts are unchanged."""
-    from sdboot.verify import assess_stack, run_probe
+    files and the GPU facts are unchanged. The verdict is verify's and the doctor's
+    (assess_stack); an interpreter that cannot start is env-broken."""
+    from sdboot.verify import (
+        assess_stack,
+        env_broken_finding,
+        env_prefix,
+        find_broken_env,
+        interpreter_fails,
+        run_probe,
+    )
 
     fingerprint = stack_fingerprint(python)
     cached = read_guard(root)
+    key = gpu_key(gpu, webui_env)
     if fingerprint and cached.get("fingerprint") == fingerprint and \
-            cached.get("gpu") == gpu_key(gpu) and cached.get("ok"):
+            cached.get("gpu") == key and cached.get("ok"):
         return True, [], cached.get("facts") or {}, True
-    probe = run_probe(python, runner)
-    verdict = assess_stack(probe, gpu, expected, str(python), pinned=False)
+    try:
+        probe = run_probe(python, runner)
+    except SdbootError:
+        broken = find_broken_env(None, python)
+        if broken is None:
+            failed = interpreter_fails(python, runner)
+            broken = (env_prefix(python), failed) if failed else None
+        if broken is None:
+            raise
+        return False, [env_broken_finding(*broken)], {}, False
+    verdict = assess_stack(probe, gpu, expected, str(python), pinned=False,
+                           webui_env=webui_env, constraints=constraints, numpy_pin=numpy_pin)
     torch = probe.get("torch") or {}
     xformers = probe.get("xformers") or {}
     facts = {"torch": torch.get("version"), "cuda": torch.get("cuda"),
@@ -197,7 +214,7 @@ def run_guard(root: Path, python: Path, gpu: GpuInfo, expected: Profile | None,
     if fingerprint:
         try:
             atomic_write(root / GUARD_FILE, json.dumps(
-                {"fingerprint": fingerprint, "gpu": gpu_key(gpu), "ok": ok,
+                {"fingerprint": fingerprint, "gpu": key, "ok": ok,
                  "facts": facts}).encode())
         except OSError:
             pass
@@ -251,16 +268,29 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
                           "give WEBUI_DIR, or run sdboot install first")
     facts = DoctorFacts(root, runner=runner)
     python, how = facts.python
+    if python is None and facts.broken_env is not None:
+        from sdboot.verify import env_broken_finding
+
+        return LaunchPlan([], {}), [env_broken_finding(*facts.broken_env)]
     if python is None:
         raise SdbootError(f"no Python environment for {root}: {how}",
                           f"create it: sdboot install {quote([str(root)])}", exit_code=1)
+    from sdboot.doctor.checkout import incomplete_findings
+
+    # a broken folder in repositories/ stops the WebUI at start (it never repairs one)
+    broken = [f for f in incomplete_findings(facts) if f.severity == Severity.ERROR]
+    if broken:
+        return LaunchPlan([], {}), broken
     expected, _ = facts.expected
-    ok, errors, gfacts, cached = run_guard(root, python, facts.gpu, expected, runner)
+    ok, errors, gfacts, cached = run_guard(root, python, facts.gpu, expected, runner,
+                                           webui_env=facts.webui_env,
+                                           constraints=facts.constraints,
+                                           numpy_pin=facts.numpy_pin)
     cpu = False
     notes: list[str] = []
     if not ok:
         cpu_codes = {"cpu-torch", "driver-too-old", "gpu-arch-unsupported", "cuda-unavailable",
-                     "cuda-kernel-failed"}
+                     "cuda-kernel-failed", "gpu-not-visible"}  # not numpy-abi, env-broken
         if req.allow_cpu and all(f.code in cpu_codes for f in errors):
             cpu = True
             notes.append("--allow-cpu: running on the CPU (" + errors[0].code + ")")

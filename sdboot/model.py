@@ -48,6 +48,25 @@ class GpuDevice:
 
 
 @dataclass(frozen=True)
+class GpuAccess:
+    """What decides whether a process can reach an NVIDIA GPU, beside the driver's own
+    answer: gathered by gpu.detect_gpu() for the "gpu-not-visible" verdict."""
+
+    cuda_visible_devices: str | None = None  # this process's value; None when unset
+    dev_nodes: tuple[str, ...] | None = None  # /dev/nvidia* present; None off Linux
+    wsl: bool = False
+    wsl_lib_dir: str | None = None  # the WSL2 driver folder when it holds libnvidia-ml
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cuda_visible_devices": self.cuda_visible_devices,
+            "dev_nodes": list(self.dev_nodes) if self.dev_nodes is not None else None,
+            "wsl": self.wsl,
+            "wsl_lib_dir": self.wsl_lib_dir,
+        }
+
+
+@dataclass(frozen=True)
 class GpuInfo:
     vendor: Vendor
     source: GpuSource
@@ -55,6 +74,11 @@ class GpuInfo:
     cuda_driver_version: str | None = None  # "12.1": the highest CUDA the driver supports
     gpus: tuple[GpuDevice, ...] = ()
     notes: tuple[str, ...] = ()
+    # NVML through the loader path failed: nvmlInit's return code (9 driver not loaded,
+    # 18 driver/library version mismatch; 12 = the library was not found) and its string
+    nvml_error_code: int | None = None
+    nvml_error: str | None = None
+    access: GpuAccess = GpuAccess()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +89,9 @@ class GpuInfo:
             "cuda_driver_version": self.cuda_driver_version,
             "gpus": [g.to_json() for g in self.gpus],
             "notes": list(self.notes),
+            "nvml_error": ({"code": self.nvml_error_code, "message": self.nvml_error}
+                           if self.nvml_error_code is not None else None),
+            "access": self.access.to_json(),
         }
 
 

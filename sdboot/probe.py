@@ -128,6 +128,10 @@ def main():
     vision_version = _dist_version("torchvision")
     doc["torchvision"] = {"installed": vision_version is not None, "version": vision_version}
     doc["xformers"] = probe_xformers()
+    # from the metadata, without importing it: torch's import (above) already met it, and
+    # its complaints about it are in torch's output and warnings
+    numpy_version = _dist_version("numpy")
+    doc["numpy"] = {"installed": numpy_version is not None, "version": numpy_version}
     sys.stdout.write(MARK_START + json.dumps(doc) + MARK_END + "\n")
     sys.stdout.flush()
 

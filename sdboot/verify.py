@@ -1,10 +1,16 @@
 """`sdboot verify`: run the probe inside the environment, then judge it against the GPU
-facts and the expected stack. assess_stack() is pure and shared with the doctor; the
-probe runs through the runner, once, with a timeout."""
+facts and the expected stack. assess_stack() is pure and shared with the doctor and the
+launch guard (one verdict for all three); the probe runs through the runner, once, with
+a timeout. Also here: why no NVIDIA GPU is usable (gpu-not-visible), numpy against the
+torch build (numpy-abi), and an environment whose interpreter cannot start (env-broken)."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +19,8 @@ from packaging.version import InvalidVersion, Version
 
 from sdboot import probe as probe_module
 from sdboot.errors import SdbootError
-from sdboot.model import Finding, Fix, GpuInfo, Profile, Severity, Vendor
+from sdboot.gpu import WSL_LIB_DIR, visible_devices
+from sdboot.model import Finding, Fix, GpuInfo, GpuSource, Profile, Severity, Vendor
 from sdboot.packages import WheelSource, profile_source
 from sdboot.profiles import arch_supported
 from sdboot.runner import Runner
@@ -60,6 +67,278 @@ def reinstall_fix(profile: Profile | None, python: str, source: WheelSource | No
     return Fix(f"{why}: torch {profile.torch} ({profile.name})", (argv,), automatic=True)
 
 
+def stack_install_fix(profile: Profile | None, python: str, constraints: Path | None = None,
+                      why: str = "install the pinned stack") -> Fix | None:
+    """The pinned stack WITH its dependencies (an environment without torch lacks torch's
+    own requirements too), under the constraints file when there is one; without it, the
+    torch pin beside xformers keeps pip from replacing torch."""
+    if profile is None:
+        return None
+    src = profile_source(profile)
+    base = (python, "-m", "pip", "install")
+    cons = ("-c", str(constraints)) if constraints is not None else ()
+    commands = [(*base, f"torch=={profile.torch}", f"torchvision=={profile.torchvision}",
+                 *src.args(), *cons, *profile.pip_args)]
+    if profile.xformers:
+        extra = (["--extra-index-url", src.url] if src.url and src.mode in ("index", "extra")
+                 else src.args())
+        pin = () if cons else (f"torch=={profile.torch}",)
+        commands.append((*base, f"xformers=={profile.xformers}", *pin, *extra, *cons,
+                         *profile.pip_args))
+    return Fix(f"{why}: torch {profile.torch} ({profile.name}) with its dependencies",
+               tuple(commands), automatic=True)
+
+
+# -- gpu-not-visible ----------------------------------------------------------------------
+
+def cuda_visible_setting(gpu: GpuInfo, webui_env: Mapping[str, str] | None
+                         ) -> tuple[str | None, str]:
+    """CUDA_VISIBLE_DEVICES as the WebUI will get it, and where it comes from: webui-user's
+    export (sourced by webui.sh / webui-user.bat after the environment), else ours."""
+    if webui_env and "CUDA_VISIBLE_DEVICES" in webui_env:
+        return webui_env["CUDA_VISIBLE_DEVICES"], "webui-user"
+    return gpu.access.cuda_visible_devices, "the environment"
+
+
+def _usable(gpu: GpuInfo) -> bool:
+    """A driver that answered (NVML or nvidia-smi) and listed an NVIDIA GPU. A card seen
+    only in sysfs has no working driver."""
+    return gpu.vendor == Vendor.NVIDIA and bool(gpu.gpus) and gpu.source in (
+        GpuSource.NVML, GpuSource.NVIDIA_SMI)
+
+
+def _hidden(gpu: GpuInfo, webui_env: Mapping[str, str] | None) -> tuple[str, Fix] | None:
+    value, where = cuda_visible_setting(gpu, webui_env)
+    if value is None or gpu.vendor != Vendor.NVIDIA:
+        return None
+    count = len(gpu.gpus) if _usable(gpu) else None
+    if visible_devices(value, count) != []:
+        return None
+    if value.strip() == "":
+        what = "is empty, which hides every GPU"
+    elif value.strip().startswith("-"):
+        what = "hides every GPU"
+    else:
+        what = "names no existing device" + (
+            f" (this machine has {count} GPU(s): index 0 to {count - 1})" if count else "")
+    where_fix = " in webui-user.sh / webui-user.bat" if where == "webui-user" else ""
+    return (f"CUDA_VISIBLE_DEVICES={value!r} (from {where}) {what}",
+            Fix(f"remove CUDA_VISIBLE_DEVICES{where_fix}, or set it to a GPU's index "
+                "(e.g. 0): NVML still lists the GPU, but CUDA sees only the listed ones"))
+
+
+def gpu_unusable_cause(gpu: GpuInfo, torch: Mapping[str, Any],
+                       webui_env: Mapping[str, str] | None = None) -> tuple[str, Fix] | None:
+    """Why a CUDA build cannot reach an NVIDIA GPU here, the most specific cause first;
+    None when nothing explains it (then the GPU is usable, or the cause is unknown)."""
+    text = " ".join([*(str(w) for w in torch.get("warnings") or []), str(torch.get("output") or ""),
+                     str(torch.get("kernel_error") or "")])
+    code, acc, usable = gpu.nvml_error_code, gpu.access, _usable(gpu)
+    if code == 18 or "Error 803" in text:
+        return ("the NVIDIA driver and its libraries are of different versions (NVML "
+                "\"Driver/library version mismatch\", error 18; CUDA error 803): the driver "
+                "was upgraded while the old one is still loaded",
+                Fix("reboot the machine: the new driver loads at boot (nvidia-smi works "
+                    "again afterwards)"))
+    if not usable:
+        return _driver_cause(gpu)
+    hidden = _hidden(gpu, webui_env)
+    if hidden:
+        return hidden
+    wsl_dir = acc.wsl_lib_dir or WSL_LIB_DIR
+    if acc.wsl and code == 12:  # NVML came from the WSL2 folder, not the loader
+        return (f"WSL2: the driver libraries in {wsl_dir} are not on the loader path, so "
+                "torch cannot load libcuda.so.1 (sdboot found NVML only by looking there)",
+                Fix(f"put {wsl_dir} on the loader path: echo {wsl_dir} | sudo tee "
+                    "/etc/ld.so.conf.d/ld.wsl.conf && sudo ldconfig (or export "
+                    f"LD_LIBRARY_PATH={wsl_dir}:$LD_LIBRARY_PATH), then open a new shell"))
+    return None
+
+
+def _driver_cause(gpu: GpuInfo) -> tuple[str, Fix]:
+    """No driver answered: the WSL2, kernel-module, container or no-GPU story. A
+    CUDA_VISIBLE_DEVICES problem, if any, shows once the driver works."""
+    code, acc = gpu.nvml_error_code, gpu.access
+    if acc.wsl and acc.wsl_lib_dir is None:
+        return (f"WSL2 without GPU access: {WSL_LIB_DIR} holds no NVIDIA driver library",
+                Fix("install the NVIDIA driver on Windows (never inside WSL), update WSL "
+                    "(wsl --update in PowerShell) and restart it (wsl --shutdown)"))
+    no_nodes = acc.dev_nodes == ()
+    if code == 9:
+        return ("the NVIDIA driver is installed but not loaded (NVML: \"Driver Not Loaded\")"
+                + ("; /dev has no nvidia* device nodes" if no_nodes else ""),
+                Fix("reboot after a driver install or kernel update; if it remains: sudo "
+                    "modprobe nvidia (Secure Boot can block an unsigned module) or reinstall "
+                    "the driver, until nvidia-smi works"))
+    card = gpu.gpus[0].name if gpu.vendor == Vendor.NVIDIA and gpu.gpus else None
+    if card and no_nodes:
+        return (f"{card} is present, but there are no /dev/nvidia* device nodes and no "
+                "NVIDIA driver answers",
+                Fix("in a container: start it with GPU access (docker run --gpus all, with "
+                    "the NVIDIA Container Toolkit); on the machine itself: install the NVIDIA "
+                    "driver and reboot"))
+    if card:
+        return (f"{card} is present, but no NVIDIA driver answers"
+                + (f" (NVML: {gpu.nvml_error})" if gpu.nvml_error else ""),
+                Fix("install the NVIDIA driver (or repair it), then reboot; nvidia-smi must "
+                    "work"))
+    if code is not None and code != 12:
+        return (f"NVML failed: {gpu.nvml_error} (error {code})",
+                Fix("check nvidia-smi; reinstall the NVIDIA driver or reboot"))
+    other = f" (it has {gpu.gpus[0].name})" if gpu.gpus else ""
+    container = ("; no /dev/nvidia* either (a container started without --gpus looks the "
+                 "same)" if no_nodes else "")
+    return (f"this machine has no NVIDIA GPU{other}{container}",
+            Fix("use the CPU profile: sdboot install --profile cpu (ROCm for an AMD GPU), "
+                "or start on the CPU anyway: sdboot launch --allow-cpu"))
+
+
+def _not_visible(version: str, why: str, fix: Fix) -> Finding:
+    return Finding("gpu-not-visible", Severity.ERROR,
+                   f"torch {version} is a CUDA build, but no NVIDIA GPU is usable: {why}; the "
+                   "WebUI would stop with 'Torch is not able to use GPU'", fix)
+
+
+# -- numpy-abi ----------------------------------------------------------------------------
+
+# torch 2.3.0 is the first release built against NumPy 2.0 (whose ABI also runs on 1.x);
+# older builds import beside NumPy 2 but their numpy bridge fails ("_ARRAY_API not found").
+# See pytorch/pytorch#107302 (NumPy 2.0 support) and the torch 2.3 release notes.
+NUMPY2_FIRST_TORCH = Version("2.3")
+NUMPY_ABI_MARKERS = ("compiled using NumPy 1.x cannot be run in", "_ARRAY_API not found")
+
+
+def _numpy_abi(probe: Mapping[str, Any], torch: Mapping[str, Any], python: str,
+               numpy_pin: str | None, constraints: Path | None) -> Finding | None:
+    numpy_version = (probe.get("numpy") or {}).get("version")
+    text = "\n".join([*(str(w) for w in torch.get("warnings") or []),
+                      str(torch.get("output") or ""), str(torch.get("import_error") or "")])
+    seen = next((m for m in NUMPY_ABI_MARKERS if m in text), None)
+    torch_version = str(torch.get("version") or torch.get("dist_version") or "")
+    try:
+        old_torch = Version(_base(torch_version) or "0") < NUMPY2_FIRST_TORCH
+        numpy2 = numpy_version is not None and Version(numpy_version).major >= 2
+    except InvalidVersion:
+        old_torch = numpy2 = False
+    if seen is None and not (old_torch and numpy2):
+        return None
+    spec = numpy_pin or "numpy<2"
+    cons = ("-c", str(constraints)) if constraints is not None else ()
+    why = f"torch {torch_version} was built against NumPy 1.x, but numpy {numpy_version} " \
+          "is installed" if old_torch and numpy2 else f"numpy {numpy_version} does not " \
+          f"match the torch build"
+    return Finding("numpy-abi", Severity.ERROR,
+                   why + (f" ('{seen}')" if seen else "") + ": tensors cannot pass to or from "
+                   "numpy, and the WebUI fails on its first image",
+                   Fix(f"install {spec}" + (" (the WebUI's pin)" if numpy_pin else ""),
+                       ((python, "-m", "pip", "install", spec, *cons),), automatic=True))
+
+
+def webui_numpy_pin(webui_dir: Path | None) -> str | None:
+    """numpy==X from the WebUI's requirements_versions.txt."""
+    if webui_dir is None:
+        return None
+    try:
+        text = (webui_dir / "requirements_versions.txt").read_text(errors="replace")
+    except OSError:
+        return None
+    match = re.search(r"^\s*(numpy\s*==\s*[\w.]+)", text, re.MULTILINE | re.IGNORECASE)
+    return match.group(1).replace(" ", "") if match else None
+
+
+# -- env-broken ---------------------------------------------------------------------------
+
+def env_prefix(python: Path) -> Path:
+    return python.parent.parent if python.parent.name in ("bin", "Scripts") else python.parent
+
+
+def env_broken_reason(prefix: Path) -> str | None:
+    """Why an environment that exists cannot start its interpreter: its base Python is
+    gone or moved (pyvenv.cfg `home`; a dangling bin/python; Windows' "No Python at"), or a
+    conda env without its python. None when nothing here says so."""
+    from sdboot.envs import env_python
+
+    cfg = prefix / "pyvenv.cfg"
+    python = env_python(prefix)
+    if cfg.is_file():
+        try:
+            text = cfg.read_text(errors="replace")
+        except OSError:
+            text = ""
+        match = re.search(r"^\s*home\s*=\s*(.+?)\s*$", text, re.MULTILINE)
+        if match and not Path(match.group(1)).is_dir():
+            dangling = f"; {python} points at {os.readlink(python)}, which is gone" \
+                if python.is_symlink() and not python.exists() else ""
+            return (f"its base Python is gone or moved: {cfg} says home = {match.group(1)}, "
+                    f"which does not exist{dangling}"
+                    + (" (Windows: \"No Python at ...\")" if sys.platform == "win32" else ""))
+        if python.is_symlink() and not python.exists():
+            return f"{python} points at {os.readlink(python)}, which is gone"
+        if not python.exists():
+            return f"{python} is missing"
+        return None
+    if (prefix / "conda-meta").is_dir() and not python.exists():
+        return f"a conda env whose python is missing ({python})"
+    if python.is_symlink() and not python.exists():
+        return f"{python} points at {os.readlink(python)}, which is gone"
+    return None
+
+
+def interpreter_fails(python: Path, runner: Runner) -> str | None:
+    """None when `python -I -c pass` starts; else why not (its output's tail)."""
+    res = runner.run([str(python), "-I", "-c", "pass"], timeout=60)
+    if res.ok:
+        return None
+    return res.tail(2) or f"exit {res.returncode}"
+
+
+def webui_user_exports(webui_dir: Path | None) -> dict[str, str]:
+    """The variables webui-user.sh (webui-user.bat on Windows) sets for the WebUI."""
+    from sdboot.envs import parse_webui_user_bat, parse_webui_user_sh
+
+    if webui_dir is None:
+        return {}
+    name, parse = (("webui-user.bat", parse_webui_user_bat) if sys.platform == "win32"
+                   else ("webui-user.sh", parse_webui_user_sh))
+    try:
+        return parse((webui_dir / name).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return {}
+
+
+def find_broken_env(webui_dir: Path | None, python: Path | None,
+                    recorded_prefix: str | None = None) -> tuple[Path, str] | None:
+    """(prefix, why) for the first environment of this WebUI (or of `python`) that exists
+    but whose interpreter cannot start: --python's, the install record's, webui-user's
+    venv_dir, venv/."""
+    candidates: list[Path] = []
+    if python is not None:
+        candidates.append(env_prefix(python))
+    if recorded_prefix:
+        candidates.append(Path(recorded_prefix))
+    if webui_dir is not None:
+        settings = webui_user_exports(webui_dir)
+        venv_dir = settings.get("venv_dir") or settings.get("VENV_DIR")
+        if venv_dir and venv_dir != "-":
+            candidates.append(Path(venv_dir) if Path(venv_dir).is_absolute()
+                              else webui_dir / venv_dir)
+        candidates.append(webui_dir / "venv")
+    for prefix in dict.fromkeys(candidates):
+        if prefix.is_dir():
+            reason = env_broken_reason(prefix)
+            if reason:
+                return prefix, reason
+    return None
+
+
+def env_broken_finding(prefix: Path, reason: str, fix: Fix | None = None) -> Finding:
+    return Finding("env-broken", Severity.ERROR,
+                   f"the environment {prefix} exists but its Python cannot start: {reason}",
+                   fix or Fix("recreate it: sdboot doctor --fix --yes (a new environment with "
+                              "the recorded profile's stack; packages sdboot did not put "
+                              "there are lost)"))
+
+
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
@@ -68,10 +347,14 @@ class Verdict:
 
 
 def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
-                 python: str, pinned: bool = True) -> Verdict:
+                 python: str, pinned: bool = True, *,
+                 webui_env: Mapping[str, str] | None = None, constraints: Path | None = None,
+                 numpy_pin: str | None = None) -> Verdict:
     """Can this environment run the WebUI on this machine's GPU? Pure. `expected` gives the
     fix commands; only a pinned expectation (install record, --profile, the WebUI's own
-    pins) can make installed versions "drift" -- the resolver's pick is a suggestion."""
+    pins) can make installed versions "drift" -- the resolver's pick is a suggestion.
+    `webui_env`: webui-user's exports (CUDA_VISIBLE_DEVICES); `constraints`: the pins file
+    that exists for the fixes; `numpy_pin`: the WebUI's numpy==X."""
     findings: list[Finding] = []
     torch = probe.get("torch") or {}
     nvidia = gpu.vendor == Vendor.NVIDIA and bool(gpu.gpus)
@@ -85,13 +368,20 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
                                     automatic=True)))
     if not torch.get("installed"):
         findings.append(Finding("torch-missing", Severity.ERROR,
-                                "torch is not installed in this environment", fix))
-        return _verdict(findings, "torch is not installed")
+                                "torch is not installed in this environment",
+                                stack_install_fix(expected, python, constraints)))
+        return make_verdict(findings, "torch is not installed")
+    numpy_abi = _numpy_abi(probe, torch, python, numpy_pin, constraints)
+    if numpy_abi is not None:
+        findings.append(numpy_abi)
+        if torch.get("import_error") and any(m in str(torch["import_error"])
+                                             for m in NUMPY_ABI_MARKERS):
+            return make_verdict(findings, "torch does not import beside this numpy")
     if torch.get("import_error"):
         findings.append(Finding("torch-import-error", Severity.ERROR,
                                 f"torch {torch.get('dist_version')} is installed but fails to "
                                 f"import: {torch['import_error']}", fix))
-        return _verdict(findings, "torch does not import")
+        return make_verdict(findings, "torch does not import")
 
     version = torch.get("version") or ""
     build_cuda = torch.get("cuda")
@@ -108,6 +398,10 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
                                     f"torch {version} is a CPU build and this machine has no "
                                     "supported GPU: fine (the WebUI needs --skip-torch-cuda-test "
                                     "--no-half --precision full)"))
+    elif not _usable(gpu) or _hidden(gpu, webui_env):
+        why, gpu_fix = gpu_unusable_cause(gpu, torch, webui_env) or (
+            "no NVIDIA driver answers", Fix("check nvidia-smi"))
+        findings.append(_not_visible(version, why, gpu_fix))
     elif nvidia:
         driver_cuda = _cuda_tuple(gpu.cuda_driver_version)
         wanted = _cuda_tuple(build_cuda)
@@ -130,7 +424,11 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
                     f"{dev.compute_capability}); it has {', '.join(arch)}",
                     Fix("install a build with kernels for this GPU: sdboot resolve "
                         "--explain (RTX 50 needs torch >= 2.7 with cu128)")))
-        if not torch.get("cuda_available") and not findings_of(findings, "driver-too-old"):
+        cause = None if torch.get("cuda_available") else gpu_unusable_cause(gpu, torch,
+                                                                             webui_env)
+        if cause is not None and not findings_of(findings, "driver-too-old"):
+            findings.append(_not_visible(version, *cause))
+        elif not torch.get("cuda_available") and not findings_of(findings, "driver-too-old"):
             warn = "; ".join(torch.get("warnings") or []) or torch.get("kernel_error") or ""
             findings.append(Finding("cuda-unavailable", Severity.ERROR,
                                     f"torch.cuda.is_available() is False with torch {version}"
@@ -163,12 +461,14 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
             _xformers_fix(expected, version, python)))
     if cpu_build and not nvidia:
         summary = f"CPU torch {version} on a machine without a supported GPU"
+    elif findings_of(findings, "gpu-not-visible"):
+        summary = f"CUDA torch {version}, but no usable NVIDIA GPU"
     elif nvidia and torch.get("kernel_ok"):
         devices = ", ".join(d["name"] for d in torch.get("devices") or [])
         summary = f"CUDA torch {version} runs on {devices} (kernel check passed)"
     else:
         summary = f"torch {version}"
-    return _verdict(findings, summary)
+    return make_verdict(findings, summary)
 
 
 def _xformers_fix(expected: Profile | None, torch_version: str, python: str) -> Fix:
@@ -185,7 +485,7 @@ def findings_of(findings: list[Finding], code: str) -> list[Finding]:
     return [f for f in findings if f.code == code]
 
 
-def _verdict(findings: list[Finding], summary: str) -> Verdict:
+def make_verdict(findings: list[Finding], summary: str) -> Verdict:
     ok = not any(f.severity == Severity.ERROR for f in findings)
     return Verdict(ok, tuple(findings), summary)
 

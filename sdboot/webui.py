@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -138,3 +139,126 @@ def detect_webui(root: Path, runner: Runner | None = None) -> WebuiFacts:
         source = "changelog" if version else "none"
     return WebuiFacts(str(root), flavor, version, source, pins,
                       str(lf.relative_to(root)) if lf else None)
+
+
+# --- what the launch file clones and installs (pure) -----------------------------------------
+
+# The repositories/ folder of each *_REPO the WebUI clones (A1111 v1.x, Forge), for launch
+# files whose git_clone calls cannot be read: folder -> (repo variable, commit variable).
+KNOWN_CLONES = {
+    "stable-diffusion-stability-ai": ("STABLE_DIFFUSION_REPO", "STABLE_DIFFUSION_COMMIT_HASH"),
+    "generative-models": ("STABLE_DIFFUSION_XL_REPO", "STABLE_DIFFUSION_XL_COMMIT_HASH"),
+    "k-diffusion": ("K_DIFFUSION_REPO", "K_DIFFUSION_COMMIT_HASH"),
+    "BLIP": ("BLIP_REPO", "BLIP_COMMIT_HASH"),
+    "stable-diffusion-webui-assets": ("ASSETS_REPO", "ASSETS_COMMIT_HASH"),
+    "CodeFormer": ("CODEFORMER_REPO", "CODEFORMER_COMMIT_HASH"),
+    "taming-transformers": ("TAMING_TRANSFORMERS_REPO", "TAMING_TRANSFORMERS_COMMIT_HASH"),
+    "huggingface_guess": ("HUGGINGFACE_GUESS_REPO", "HUGGINGFACE_GUESS_HASH"),
+}
+
+
+@dataclass(frozen=True)
+class ClonePin:
+    """One repository the launch file clones into repositories/<folder>."""
+
+    folder: str
+    repo_var: str
+    commit_var: str | None
+
+
+def _environ_names(tree: ast.AST) -> dict[str, str]:
+    """Local names assigned from `os.environ.get('NAME', ...)`: variable -> NAME."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "get"
+                and node.value.args and isinstance(node.value.args[0], ast.Constant)
+                and isinstance(node.value.args[0].value, str)):
+            names.setdefault(node.targets[0].id, node.value.args[0].value)
+    return names
+
+
+def parse_clone_pins(text: str) -> list[ClonePin]:
+    """The launch file's `git_clone(repo_var, repo_dir('folder'), name, commit_var)` calls,
+    else the folders of KNOWN_CLONES whose repo variable the file reads."""
+    try:
+        tree = ast.parse(text.removeprefix("\ufeff"))
+    except SyntaxError:
+        return []
+    names = _environ_names(tree)
+    pins: dict[str, ClonePin] = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "git_clone" and len(node.args) >= 2):
+            continue
+        repo, where = node.args[0], node.args[1]
+        if not (isinstance(repo, ast.Name) and repo.id in names and isinstance(where, ast.Call)
+                and where.args and isinstance(where.args[0], ast.Constant)
+                and isinstance(where.args[0].value, str)):
+            continue
+        commit = node.args[3] if len(node.args) >= 4 else None
+        commit_var = names.get(commit.id) if isinstance(commit, ast.Name) else None
+        pins.setdefault(where.args[0].value, ClonePin(where.args[0].value, names[repo.id],
+                                                      commit_var))
+    if not pins:
+        read = set(names.values())
+        for folder, (repo_var, commit_var) in KNOWN_CLONES.items():
+            if repo_var in read:
+                pins[folder] = ClonePin(folder, repo_var,
+                                        commit_var if commit_var in read else None)
+    return list(pins.values())
+
+
+def parse_requirements(text: str) -> list[tuple[str, str, str]]:
+    """A requirements file's plain entries: (canonical name, specifier, line). Options
+    (-r, --index-url), URLs, editable entries and entries with markers are left out: their
+    meaning depends on more than this file."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    out: list[tuple[str, str, str]] = []
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].split("\t#", 1)[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.url or req.marker:
+            continue
+        out.append((str(canonicalize_name(req.name)), str(req.specifier), line))
+    return out
+
+
+_SH_VAR = re.compile(r"^\s*export\s+(\w+)=(.*)$")
+_BAT_VAR = re.compile(r'^\s*set\s+"?(\w+)=(.*?)"?\s*$', re.IGNORECASE)
+
+
+def read_user_vars(root: Path) -> dict[str, str]:
+    """The variables webui-user.sh exports and webui-user.bat sets (uncommented, non-empty;
+    sdboot's managed blocks included). .sh wins where both set one."""
+    import shlex
+
+    found: dict[str, str] = {}
+    for name, pattern in (("webui-user.bat", _BAT_VAR), ("webui-user.sh", _SH_VAR)):
+        path = root / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            match = pattern.match(line)
+            if not match:
+                continue
+            value = match.group(2).strip()
+            if name.endswith(".sh"):
+                try:
+                    parts = shlex.split(value)
+                except ValueError:
+                    continue
+                value = parts[0] if parts else ""
+            else:
+                value = value.replace("%%", "%")
+            if value:
+                found[match.group(1)] = value
+    return found

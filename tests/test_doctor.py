@@ -58,6 +58,11 @@ def make_env(world, path: Path, variant: str | None = "cu121", *, pip: bool = Tr
     if pip:
         subprocess.run([UV, "pip", "install", "-q", "--python", str(py), str(PIP_WHEEL)],
                        check=True, env=env)
+    # what the WebUI's first start built from source (CLIP_PACKAGE, OPENCLIP_PACKAGE)
+    built = [build_wheel(path.parent / "built", name, "1.0", {f"{mod}/__init__.py": ""})
+             for name, mod in (("clip", "clip"), ("open_clip_torch", "open_clip"))]
+    subprocess.run([UV, "pip", "install", "-q", "--no-deps", "--python", str(py),
+                    *map(str, built)], check=True, env=env)
     if variant:
         stack = STACKS[variant]
         subprocess.run([UV, "pip", "install", "-q", "--python", str(py),
@@ -129,7 +134,8 @@ def test_healthy_install_has_no_error(world, gpu_libs, tmp_path, layout) -> None
     assert codes == {"vram-low": "info"}  # 12 GB: --medvram-sdxl is advised, nothing else
     status = {c["id"]: c["status"] for c in doc["checks"]}
     assert status == {"system": "pass", "gpu": "pass", "environment": "pass", "torch": "pass",
-                      "webui": "pass", "network": "skip", "models": "pass"}
+                      "requirements": "pass", "webui": "pass", "network": "skip",
+                      "models": "pass"}
     assert doc["python"] == str(webui / "venv/bin/python")
 
 

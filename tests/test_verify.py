@@ -128,6 +128,7 @@ def test_torch_missing_and_pip_missing(world, gpu_libs, tmp_path):
 def test_torch_that_does_not_import(world, gpu_libs, tmp_path):
     python = stub_env(world, tmp_path / "env", "cu121")
     init = next((tmp_path / "env").glob("lib/python*/site-packages/torch/__init__.py"))
+    init.unlink()  # uv hard-links from its cache: never write through into other venvs
     init.write_text('raise ImportError("libtorch_cuda.so: cannot open shared object file")\n')
     rc, doc, codes = verify(world, gpu_libs, python, GOOD)
     assert rc == 1 and "torch-import-error" in codes

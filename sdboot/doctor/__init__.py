@@ -10,7 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdboot.doctor import checkout, environment, gpu, models, network, stack, system
+from sdboot.doctor import (
+    checkout,
+    environment,
+    gpu,
+    models,
+    network,
+    requirements,
+    stack,
+    system,
+)
 from sdboot.doctor.engine import Check, CheckResult, Summary, run_checks, summarize
 from sdboot.doctor.facts import DoctorFacts
 from sdboot.errors import SdbootError
@@ -18,7 +27,7 @@ from sdboot.model import Finding
 from sdboot.runner import Runner, quote
 
 CHECKS: list[Check] = [system.CHECK, gpu.CHECK, environment.CHECK, stack.CHECK,
-                       checkout.CHECK, network.CHECK, models.CHECK]
+                       requirements.CHECK, checkout.CHECK, network.CHECK, models.CHECK]
 ALL_CODES = tuple(code for c in CHECKS for code in c.codes)
 FIX_TIMEOUT_S = 3600.0
 

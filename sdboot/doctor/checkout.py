@@ -1,14 +1,25 @@
 """webui: the checkout itself: a launch file carrying mirror rewrites (blocks `git pull`),
-and repositories it clones that are gone upstream without a substitute set."""
+repositories it clones that are gone upstream without a substitute set, folders git refuses
+(another owner), and folders in repositories/ or extensions/ that are no complete checkout
+(read from their .git files: no git process on a healthy install)."""
 
 from __future__ import annotations
 
 import os
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
-from sdboot.gitops import origin_url
+from sdboot.gitops import origin_url, refused_ownership
 from sdboot.model import Finding, Fix, Severity
+from sdboot.runner import which
+
+_HEX = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_REMOVE = ("import sys; from pathlib import Path; from sdboot.fsutil import remove_tree; "
+           "remove_tree(Path(sys.argv[1]), Path(sys.argv[2]), 'checkout')")
 
 
 def _mirror_args(facts: DoctorFacts) -> list[str]:
@@ -86,6 +97,189 @@ def _dead_repo_findings(facts: DoctorFacts) -> list[Finding]:
     return findings
 
 
+# --- git-unsafe-directory ---------------------------------------------------------------------
+
+
+def _checkouts(root: Path) -> list[Path]:
+    """The WebUI and every git checkout in repositories/ and extensions/."""
+    found = [root] if (root / ".git").exists() else []
+    for sub in ("repositories", "extensions"):
+        folder = root / sub
+        if folder.is_dir():
+            found += sorted(p for p in folder.iterdir() if p.is_dir() and (p / ".git").exists())
+    return found
+
+
+def _foreign(path: Path) -> bool:
+    """Owned by another user, as git sees it (POSIX: uid; as root, sudo's user counts)."""
+    mine = {os.geteuid()}
+    if os.geteuid() == 0 and os.environ.get("SUDO_UID", "").isdigit():
+        mine.add(int(os.environ["SUDO_UID"]))
+    try:
+        return any(p.stat().st_uid not in mine for p in (path, path / ".git"))
+    except OSError:
+        return False
+
+
+def unsafe_findings(facts: DoctorFacts) -> list[Finding]:
+    """git asked only about folders owned by someone else (POSIX), all at once; on Windows
+    ownership is not a uid, so git is asked about every checkout."""
+    assert facts.webui_dir is not None
+    git = which("git")
+    if git is None:
+        return []  # git-missing says so
+    checkouts = _checkouts(facts.webui_dir)
+    suspects = [p for p in checkouts if _foreign(p)] if os.name == "posix" else checkouts
+    if not suspects:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(suspects))) as pool:
+        refused = list(pool.map(lambda p: refused_ownership(p, facts.runner, git), suspects))
+    findings = []
+    for path, no in zip(suspects, refused, strict=True):
+        if not no:
+            continue
+        what = "the WebUI folder" if path == facts.webui_dir else \
+            str(path.relative_to(facts.webui_dir))
+        findings.append(Finding(
+            "git-unsafe-directory", Severity.ERROR,
+            f"git refuses {what} ({path}): it belongs to another user (\"detected dubious "
+            "ownership\"), so the WebUI cannot read its version, update, or install and "
+            "update extensions" + (", and its start stops at this repository"
+                                   if path != facts.webui_dir else ""),
+            Fix(f"trust it in your git config (or give it back to your user: chown -R "
+                f"$(id -un) {path})",
+                ((git, "config", "--global", "--add", "safe.directory", path.as_posix()),),
+                automatic=True)))
+    return findings
+
+
+# --- repo-incomplete ---------------------------------------------------------------------------
+
+
+def read_head(repo: Path) -> str | None:
+    """The commit a checkout is at, read from its .git files (no git process); None when
+    it has none (an interrupted clone, an unborn branch, a broken ref)."""
+    gitdir = repo / ".git"
+    try:
+        if gitdir.is_file():  # "gitdir: PATH" (a worktree or a submodule)
+            text = gitdir.read_text(encoding="utf-8", errors="replace").strip()
+            if not text.startswith("gitdir:"):
+                return None
+            gitdir = repo / text[len("gitdir:"):].strip()
+        head = (gitdir / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+        if _HEX.fullmatch(head):
+            return head
+        if not head.startswith("ref:"):
+            return None
+        ref = head[4:].strip()
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()
+        for base in (gitdir, common):
+            loose = base / ref
+            if loose.is_file():
+                value = loose.read_text(encoding="utf-8", errors="replace").strip()
+                return value if _HEX.fullmatch(value) else None
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text(encoding="utf-8", errors="replace").splitlines():
+                sha, _, name = line.partition(" ")
+                if name.strip() == ref and _HEX.fullmatch(sha):
+                    return sha
+    except OSError:
+        return None
+    return None
+
+
+def _setting(facts: DoctorFacts, name: str, defaults: dict[str, str]) -> str | None:
+    """What the WebUI will use: the environment, webui-user, then the launch file."""
+    from sdboot.webui import read_user_vars
+
+    assert facts.webui_dir is not None
+    return os.environ.get(name) or read_user_vars(facts.webui_dir).get(name) \
+        or defaults.get(name)
+
+
+def _clone_argv(facts: DoctorFacts, url: str, dest: Path) -> tuple[str, ...]:
+    """git clone of the upstream URL through the WebUI's GitHub mirror, process-scoped
+    (url.<mirror>.insteadOf), so that `origin` stays the upstream URL."""
+    from sdboot.mirror_apply import webui_selection
+    from sdboot.mirrors import git_rewrites
+
+    assert facts.webui_dir is not None
+    sel = webui_selection(facts.webui_dir, facts.mirrors)
+    rules = git_rewrites(sel.github, facts.mirrors.substitutions)
+    config = [arg for new, old in rules for arg in ("-c", f"url.{new}.insteadOf={old}")]
+    return (which("git") or "git", *config, "clone", "--", url, str(dest))
+
+
+def incomplete_findings(facts: DoctorFacts) -> list[Finding]:
+    """Folders of repositories/ that are empty, have no .git, no commit, or another commit
+    than the one the launch file pins; empty or commit-less extensions/ folders. The
+    WebUI's git_clone skips an existing folder (or runs git in it, which then climbs up
+    to the WebUI's own repository), so it never repairs one."""
+    from sdboot.mirrors import substitute
+    from sdboot.webui import parse_clone_pins, parse_env_defaults
+
+    assert facts.webui_dir is not None
+    root = facts.webui_dir
+    findings: list[Finding] = []
+    repos = root / "repositories"
+    if repos.is_dir():
+        text = facts.launch_text or ""
+        defaults = parse_env_defaults(text)
+        pins = {p.folder: p for p in parse_clone_pins(text)}
+        for path in sorted(p for p in repos.iterdir() if p.is_dir()):
+            pin = pins.get(path.name)
+            url = _setting(facts, pin.repo_var, defaults) if pin else None
+            commit = _setting(facts, pin.commit_var, defaults) if pin and pin.commit_var \
+                else None
+            if not any(path.iterdir()):
+                why = "is empty (an interrupted clone)"
+            elif not (path / ".git").exists():
+                why = "has no .git (an interrupted clone, or files copied in)"
+            else:
+                head = read_head(path)
+                if head is None:
+                    why = "has no commit checked out (an interrupted clone)"
+                elif commit and not head.startswith(commit.lower()):
+                    why = f"is at {head[:12]}, not at {commit[:12]} that the WebUI pins"
+                else:
+                    continue
+            rel = f"repositories/{path.name}"
+            remove = (sys.executable, "-c", _REMOVE, str(repos), str(path))
+            if url:
+                url = substitute(url, facts.mirrors.substitutions)
+                commands: tuple[tuple[str, ...], ...] = (remove, _clone_argv(facts, url, path))
+                if commit:
+                    commands += ((which("git") or "git", "-C", str(path), "checkout", "-q",
+                                  commit),)
+                fix = Fix(f"remove it and clone {url} again"
+                          + (f" at {commit[:12]}" if commit else ""), commands, automatic=True)
+            else:
+                fix = Fix("remove it: the WebUI clones it again at its next start", (remove,),
+                          automatic=True)
+            findings.append(Finding(
+                "repo-incomplete", Severity.ERROR,
+                f"{rel} {why}: the WebUI does not repair it, and its start fails there", fix))
+    extensions = root / "extensions"
+    if extensions.is_dir():
+        for path in sorted(p for p in extensions.iterdir() if p.is_dir()):
+            if any(path.iterdir()):
+                if not (path / ".git").exists() or read_head(path) is not None:
+                    continue  # a copied-in extension (no .git) is fine
+                why = "has a .git without a commit (an interrupted clone)"
+            else:
+                why = "is empty (an interrupted clone)"
+            findings.append(Finding(
+                "repo-incomplete", Severity.WARNING,
+                f"extensions/{path.name} {why}: the WebUI lists it but cannot load it",
+                Fix("remove it and install the extension again (sdboot ext add URL)",
+                    ((sys.executable, "-c", _REMOVE, str(extensions), str(path)),),
+                    automatic=True)))
+    return findings
+
+
 def run(facts: DoctorFacts) -> Outcome:
     if not facts.is_webui or facts.webui_dir is None:
         return Outcome("no WebUI folder", skipped=True)
@@ -94,10 +288,13 @@ def run(facts: DoctorFacts) -> Outcome:
     if rewrite is not None:
         findings.append(rewrite)
     findings += _dead_repo_findings(facts)
+    findings += unsafe_findings(facts)
+    findings += incomplete_findings(facts)
     webui = facts.webui
     what = f"{webui.flavor} {webui.version or '(version unknown)'}" if webui else "WebUI"
     launch = webui.launch_file if webui else "?"
     return Outcome(f"{what}, launch file {launch}", tuple(findings))
 
 
-CHECK = Check("webui", "WebUI checkout", run, ("launch-file-rewritten", "upstream-repo-dead"))
+CHECK = Check("webui", "WebUI checkout", run, ("launch-file-rewritten", "upstream-repo-dead",
+                                               "git-unsafe-directory", "repo-incomplete"))

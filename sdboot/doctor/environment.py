@@ -1,15 +1,66 @@
-"""environment: the WebUI folder, its Python environment, the interpreter's version, pip."""
+"""environment: the WebUI folder, its Python environment (missing, or there but unable to
+start its interpreter), the interpreter's version, pip."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
+from sdboot.errors import SdbootError
 from sdboot.model import Finding, Fix, Severity
 
 # The WebUI (A1111 v1.x, Forge) is tested on 3.10; its pinned packages (e.g. torch 2.1.2,
 # the tokenizers and scikit-image pins) have no wheels for 3.12+.
 TESTED = "3.10"
 NO_WHEELS_FROM = (3, 12)
+LOST = ("lost: packages sdboot did not put there (the WebUI installs its requirements again "
+        "on its next start, extensions theirs)")
+
+
+def recreate_fix(facts: DoctorFacts, prefix: Path) -> Fix:
+    """A new venv at the same place from a working Python 3.10 (the recorded base Python
+    when it still runs), then the expected stack with its dependencies."""
+    from sdboot.envs import env_python
+    from sdboot.envs.venv import find_python
+    from sdboot.verify import interpreter_fails, stack_install_fix
+
+    webui = str(facts.webui_dir) if facts.webui_dir is not None else "WEBUI_DIR"
+    if (prefix / "conda-meta").is_dir():
+        return Fix(f"recreate the conda env: conda env remove -p {prefix}, then sdboot "
+                   f"install {webui} --env conda; {LOST}")
+    if not (prefix / "pyvenv.cfg").is_file():  # not provably a venv: never cleared for you
+        return Fix(f"move {prefix} away, then sdboot install {webui}; {LOST}")
+    base: Path | None = None
+    recorded = (facts.record.get("env") or {}).get("base_python")
+    if recorded and Path(recorded).exists() and not interpreter_fails(Path(recorded),
+                                                                       facts.runner):
+        base = Path(recorded)
+    if base is None:
+        try:
+            base = find_python(TESTED, facts.runner)
+        except SdbootError as exc:
+            return Fix(f"install Python {TESTED} ({exc.hint}), then run sdboot doctor --fix "
+                       f"again; {LOST}")
+    expected, _ = facts.expected
+    commands: list[tuple[str, ...]] = [(str(base), "-m", "venv", "--clear", str(prefix))]
+    stack = stack_install_fix(expected, str(env_python(prefix)), facts.constraints)
+    if stack is not None:
+        commands += stack.commands
+    what = f" and the {expected.name} stack" if expected is not None else ""
+    return Fix(f"recreate {prefix} with {base}{what}; {LOST}", tuple(commands),
+               automatic=True)
+
+
+def _broken(facts: DoctorFacts) -> Finding | None:
+    from sdboot.verify import env_broken_finding
+
+    broken = facts.broken_env
+    if broken is None:
+        return None
+    prefix, reason = broken
+    return env_broken_finding(prefix, reason, recreate_fix(facts, prefix))
+
 
 
 def run(facts: DoctorFacts) -> Outcome:
@@ -21,6 +72,10 @@ def run(facts: DoctorFacts) -> Outcome:
                                 Fix("give the WebUI folder, or create one: sdboot install "
                                     f"{facts.webui_dir}")))
     python, how = facts.python
+    broken = _broken(facts) if python is None or "error" in (facts.probe or {}) else None
+    if broken is not None:
+        findings.append(broken)
+        return Outcome(f"{broken.message.split(': ', 1)[0]} (broken)", tuple(findings))
     if python is None:
         findings.append(Finding("env-missing", Severity.ERROR,
                                 f"no Python environment found for the WebUI: {how}",
@@ -53,4 +108,4 @@ def run(facts: DoctorFacts) -> Outcome:
 
 
 CHECK = Check("environment", "Python environment", run,
-              ("webui-missing", "env-missing", "python-version", "pip-missing"))
+              ("webui-missing", "env-missing", "env-broken", "python-version", "pip-missing"))

@@ -95,6 +95,43 @@ class DoctorFacts:
         except SdbootError as exc:
             return {"error": exc.message}
 
+    @cached_property
+    def broken_env(self) -> tuple[Path, str] | None:
+        """(prefix, why) when the WebUI's environment exists but its interpreter cannot
+        start (base Python gone or moved, a dangling bin/python, a conda env without its
+        python); found without a working interpreter, so also when `python` is None."""
+        from sdboot.verify import env_prefix, find_broken_env, interpreter_fails
+
+        python, _ = self.python
+        recorded = (self.record.get("env") or {}).get("prefix")
+        found = find_broken_env(self.webui_dir if self.is_webui else None,
+                                python or self.python_arg, str(recorded) if recorded else None)
+        if found is not None or python is None or not (self.probe and "error" in self.probe):
+            return found
+        failed = interpreter_fails(python, self.runner) if python.exists() else "missing"
+        return (env_prefix(python), failed) if failed else None
+
+    @cached_property
+    def webui_env(self) -> dict[str, str]:
+        """What webui-user.sh / .bat sets for the WebUI (CUDA_VISIBLE_DEVICES, ...)."""
+        from sdboot.verify import webui_user_exports
+
+        return webui_user_exports(self.webui_dir) if self.is_webui else {}
+
+    @property
+    def constraints(self) -> Path | None:
+        """sdboot's pins file for this WebUI, when there is one."""
+        if self.webui_dir is None:
+            return None
+        path = self.webui_dir / ".sdboot" / "constraints.txt"
+        return path if path.is_file() else None
+
+    @cached_property
+    def numpy_pin(self) -> str | None:
+        from sdboot.verify import webui_numpy_pin
+
+        return webui_numpy_pin(self.webui_dir) if self.is_webui else None
+
     # -- the machine ---------------------------------------------------------------------
     @cached_property
     def host(self) -> HostFacts:

@@ -1,7 +1,11 @@
 """network: can the upstreams be reached, and do the configured mirrors answer? All
-probes at once under one deadline; skipped with --offline."""
+probes at once under one deadline; skipped with --offline. Also: Hugging Face files the
+WebUI's first start downloads that are not in the HF cache, with no way to fetch them."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
@@ -25,6 +29,71 @@ def _configured(facts: DoctorFacts) -> dict[str, str]:
     return {g: n for g, n in chosen.items() if g in NAMES}
 
 
+# A1111 v1.x loads its text encoder's tokenizer with from_pretrained() at the first model
+# load ("Can't load tokenizer for 'openai/clip-vit-large-patch14'", A1111#11507); SDXL's
+# first encoder uses the same one. Forge ships these configs in backend/huggingface.
+HF_NEEDED = ("openai/clip-vit-large-patch14",)
+
+
+def hf_cache_dirs(user_vars: dict[str, str]) -> list[Path]:
+    """Where huggingface_hub looks: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub."""
+    def get(name: str) -> str | None:
+        return os.environ.get(name) or user_vars.get(name)
+
+    dirs = []
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE"):
+        if get(name):
+            dirs.append(Path(str(get(name))).expanduser())
+    home = get("HF_HOME")
+    if home:
+        dirs.append(Path(home).expanduser() / "hub")
+    xdg = get("XDG_CACHE_HOME")
+    dirs.append((Path(xdg) if xdg else Path.home() / ".cache") / "huggingface" / "hub")
+    return dirs
+
+
+def missing_hf_files(facts: DoctorFacts, user_vars: dict[str, str]) -> list[str]:
+    """The repositories the first start needs that no HF cache holds a snapshot of."""
+    assert facts.webui_dir is not None
+    if (facts.webui_dir / "backend" / "huggingface").is_dir():
+        return []
+    missing = []
+    for repo in HF_NEEDED:
+        folder = "models--" + repo.replace("/", "--")
+        if not any(any((d / folder / "snapshots").glob("*/*")) for d in hf_cache_dirs(user_vars)
+                   if (d / folder / "snapshots").is_dir()):
+            missing.append(repo)
+    return missing
+
+
+def _hf_finding(facts: DoctorFacts, error: str | None) -> Finding | None:
+    from sdboot.mirror_apply import webui_selection
+    from sdboot.webui import read_user_vars
+
+    if not facts.is_webui or facts.webui_dir is None:
+        return None
+    user_vars = read_user_vars(facts.webui_dir)
+    if os.environ.get("HF_ENDPOINT") or user_vars.get("HF_ENDPOINT"):
+        return None
+    missing = missing_hf_files(facts, user_vars)
+    if not missing:
+        return None
+    mirrors = facts.mirrors.of_group("hf")
+    chosen = webui_selection(facts.webui_dir, facts.mirrors).chosen()
+    args = [a for g in ("github", "pypi", "torch") if g in chosen for a in (f"--{g}", chosen[g])]
+    fix = Fix(f"send the WebUI's Hugging Face downloads through {mirrors[0].name} "
+              f"(HF_ENDPOINT={mirrors[0].url} in webui-user)",
+              ((*facts.sdboot_argv, "mirror", "apply", str(facts.webui_dir), "--mode", "env",
+                *args, "--hf", mirrors[0].name),), automatic=True) if mirrors else \
+        Fix("set HF_ENDPOINT to a Hugging Face mirror in webui-user, or copy the files into "
+            "the HF cache")
+    return Finding(
+        "hf-unreachable", Severity.WARNING,
+        f"Hugging Face does not answer ({error}) and no HF_ENDPOINT is set, but the WebUI's "
+        f"first model load downloads {', '.join(missing)} (not in the HF cache): it fails "
+        "with \"Can't load tokenizer\"", fix)
+
+
 def run(facts: DoctorFacts) -> Outcome:
     from sdboot.health import UPSTREAM, plan_candidates, run_health
 
@@ -38,6 +107,11 @@ def run(facts: DoctorFacts) -> Outcome:
         cand = health.candidate
         if health.alive:
             continue
+        if cand.name == UPSTREAM and cand.group == "hf":
+            hf = _hf_finding(facts, health.error)
+            if hf is not None:  # the specific finding says it all
+                findings.append(hf)
+                continue
         if cand.name == UPSTREAM:
             findings.append(Finding(
                 "network-unreachable", Severity.WARNING,
@@ -55,5 +129,5 @@ def run(facts: DoctorFacts) -> Outcome:
     return Outcome(f"{alive} of {len(results)} reachable", tuple(findings))
 
 
-CHECK = Check("network", "network and mirrors", run, ("network-unreachable", "mirror-dead"),
-              network=True)
+CHECK = Check("network", "network and mirrors", run,
+              ("network-unreachable", "mirror-dead", "hf-unreachable"), network=True)

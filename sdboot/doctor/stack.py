@@ -1,5 +1,6 @@
 """torch: the installed stack against the GPU and the expected profile (verify's judgement,
-shared), with torch-drift an error here, as CONTRACT.md lists it."""
+shared with verify and the launch guard: gpu-not-visible, numpy-abi and the rest), with
+torch-drift an error here, as CONTRACT.md lists it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sdboot.verify import assess_stack
 
 CODES = ("cpu-torch", "torch-missing", "torch-import-error", "torch-drift",
          "xformers-mismatch", "driver-too-old", "gpu-arch-unsupported", "cuda-unavailable",
-         "cuda-kernel-failed")
+         "cuda-kernel-failed", "gpu-not-visible", "numpy-abi")
 
 
 def run(facts: DoctorFacts) -> Outcome:
@@ -22,7 +23,8 @@ def run(facts: DoctorFacts) -> Outcome:
         return Outcome("no environment to look into", skipped=True)
     expected, source = facts.expected
     verdict = assess_stack(probe, facts.gpu, expected, str(python),
-                           pinned=source != "resolver")
+                           pinned=source != "resolver", webui_env=facts.webui_env,
+                           constraints=facts.constraints, numpy_pin=facts.numpy_pin)
     findings = tuple(
         replace(f, severity=Severity.ERROR) if f.code == "torch-drift" else f
         for f in verdict.findings if f.code != "pip-missing")  # environment reports pip

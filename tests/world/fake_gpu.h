@@ -3,7 +3,13 @@
  *   FAKE_GPU_DRIVER   "531.18"                driver version string
  *   FAKE_GPU_CUDA     "12010"                 driver CUDA version, 1000*major + 10*minor
  *   FAKE_GPU_DEVICES  "NAME|MiB|8.6;NAME|..."  one entry per GPU
- *   FAKE_NVML_INIT_RC nvmlInit return code (e.g. 9 = NVML_ERROR_DRIVER_NOT_LOADED)
+ *   FAKE_NVML_INIT_RC nvmlInit return code (9 = NVML_ERROR_DRIVER_NOT_LOADED,
+ *                     18 = NVML_ERROR_LIB_RM_VERSION_MISMATCH)
+ *   FAKE_CUDA_INIT_RC cuInit return code (803 = CUDA_ERROR_SYSTEM_DRIVER_MISMATCH,
+ *                     100 = CUDA_ERROR_NO_DEVICE); unset: follows FAKE_NVML_INIT_RC
+ *                     (18 -> 803, any other failure -> 100)
+ * CUDA_VISIBLE_DEVICES is honoured by the CUDA side only, as the real driver does: NVML
+ * lists every GPU, libcuda only those the variable names (fake_visible below).
  *   FAKE_GPU_SLEEP    seconds to hang inside init (timeout tests)
  */
 #ifndef FAKE_GPU_H
@@ -52,6 +58,37 @@ static void fake_load(void) {
 static int fake_env_int(const char *name, int fallback) {
     const char *v = getenv(name);
     return v && *v ? atoi(v) : fallback;
+}
+
+/* The devices CUDA_VISIBLE_DEVICES leaves to CUDA, in its order, as the driver reads it:
+ * comma-separated ordinals; the first entry that is not an existing, unused ordinal ends
+ * the list ("", "-1", "7" on a one-GPU machine: nothing is visible). Unset: all. UUIDs
+ * (GPU-...) are not modelled: they end the list like any unknown entry. */
+static int fake_visible_map[FAKE_MAX_GPUS];
+static int fake_visible_count = -1;
+
+__attribute__((unused)) static void fake_visible(void) {
+    if (fake_visible_count >= 0) return;
+    fake_load();
+    const char *spec = getenv("CUDA_VISIBLE_DEVICES");
+    fake_visible_count = 0;
+    if (!spec) {
+        for (int i = 0; i < fake_gpu_count; i++) fake_visible_map[fake_visible_count++] = i;
+        return;
+    }
+    char *copy = strdup(spec), *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        while (*item == ' ') item++;
+        char *end = NULL;
+        long ordinal = strtol(item, &end, 10);
+        if (end == item || (*end != '\0' && *end != ' ') || ordinal < 0 ||
+            ordinal >= fake_gpu_count) break;
+        int seen = 0;
+        for (int j = 0; j < fake_visible_count; j++) seen |= fake_visible_map[j] == ordinal;
+        if (seen || fake_visible_count >= FAKE_MAX_GPUS) break;
+        fake_visible_map[fake_visible_count++] = (int)ordinal;
+    }
+    free(copy);
 }
 
 static void fake_maybe_sleep(void) {

@@ -6,7 +6,8 @@
 
 typedef int nvmlReturn_t;
 enum { NVML_SUCCESS = 0, NVML_ERROR_UNINITIALIZED = 1, NVML_ERROR_INVALID_ARGUMENT = 2,
-       NVML_ERROR_INSUFFICIENT_SIZE = 7, NVML_ERROR_DRIVER_NOT_LOADED = 9 };
+       NVML_ERROR_INSUFFICIENT_SIZE = 7, NVML_ERROR_DRIVER_NOT_LOADED = 9,
+       NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18 };
 typedef struct { unsigned long long total, free, used; } nvmlMemory_t;
 typedef void *nvmlDevice_t;
 
@@ -21,6 +22,7 @@ const char *nvmlErrorString(nvmlReturn_t r) {
     case 9: return "Driver Not Loaded";
     case 12: return "NVML Shared Library Not Found";
     case 13: return "Function Not Found";
+    case 18: return "RM has detected an NVML/RM version mismatch.";
     default: return "Unknown Error";
     }
 }

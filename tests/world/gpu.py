@@ -27,9 +27,11 @@ class Scenario:
     driver: str = "560.35.03"
     cuda: int = 12060  # 1000*major + 10*minor, as NVML encodes it
     gpus: tuple[FakeGpu, ...] = ()
-    init_rc: int = 0
+    init_rc: int = 0  # nvmlInit: 9 driver not loaded, 18 driver/library version mismatch
     sleep_s: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    cuda_rc: int | None = None  # cuInit: 803 system driver mismatch, 100 no device
+    visible: str | None = None  # CUDA_VISIBLE_DEVICES (None: unset)
 
     def env(self) -> dict[str, str]:
         env = {
@@ -40,6 +42,10 @@ class Scenario:
             "FAKE_NVML_INIT_RC": str(self.init_rc),
             "FAKE_GPU_SLEEP": str(self.sleep_s),
         }
+        if self.cuda_rc is not None:
+            env["FAKE_CUDA_INIT_RC"] = str(self.cuda_rc)
+        if self.visible is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.visible
         env.update(self.extra)
         return env
 

@@ -1,14 +1,19 @@
 """Stub torch / torchvision / xformers wheels that behave like the real ones where sdboot
 looks: local version labels (+cu121, +cpu), torch.version.cuda, torch.cuda.is_available()
 asking the (fake) libcuda.so.1 for the driver's CUDA version and the devices, the
-"driver too old" warning, get_arch_list(), "no kernel image" for GPUs the build has no
-kernels for, and xformers metadata pinning the torch it was built for."""
+"driver too old" warning and the other "CUDA initialization:" warnings real torch gives
+for each cuInit failure (803 driver/library mismatch, 3 driver not initialised; 100, no
+device, is silent), get_arch_list(), "no kernel image" for GPUs the build has no kernels
+for, NumPy's "compiled using NumPy 1.x" message when a torch built against NumPy 1.x
+(< 2.3) meets NumPy 2, stub numpy wheels, and xformers metadata pinning the torch it was
+built for."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +22,34 @@ from torch import version as version
 from torch import cuda as cuda
 
 __version__ = version.__version__
+_NUMPY_ABI = {numpy_abi}  # the NumPy major version this build was compiled against
+
+
+def _init_numpy():
+    """Like torch's tensor_numpy.cpp at import: NumPy's C-API check prints NumPy's own
+    message and torch warns, but the import goes on (.numpy() fails later)."""
+    try:
+        import numpy
+    except ImportError:
+        return
+    import sys
+    import warnings
+
+    major = int(str(getattr(numpy, "__version__", "0")).split(".")[0] or 0)
+    if _NUMPY_ABI < 2 <= major:
+        sys.stderr.write(
+            "\\nA module that was compiled using NumPy 1.x cannot be run in\\n"
+            "NumPy %s as it may crash. To support both 1.x and 2.x\\n"
+            "versions of NumPy, modules must be compiled with NumPy 2.0.\\n"
+            "Some module may need to rebuild instead e.g. with 'pybind11>=2.12'.\\n\\n"
+            "If you are a user of the module, the easiest solution will be to\\n"
+            "downgrade to 'numpy<2' or try to upgrade the affected module.\\n"
+            "We expect that some of your modules may need to be rebuilt.\\n" % numpy.__version__)
+        warnings.warn("Failed to initialize NumPy: _ARRAY_API not found (Triggered internally "
+                      "at ../torch/csrc/utils/tensor_numpy.cpp:84.)")
+
+
+_init_numpy()
 
 
 class Tensor:
@@ -54,6 +87,14 @@ import warnings
 _BUILD_CUDA = {build_cuda!r}
 _ARCH = {arch!r}
 _lib = None
+_INIT_ERRORS = {{
+    3: "CUDA driver initialization failed, you might not have a CUDA gpu.",
+    999: "CUDA unknown error - this may be due to an incorrectly set up environment, e.g. "
+         "changing env variable CUDA_VISIBLE_DEVICES after program start. Setting the "
+         "available devices to be zero.",
+}}
+_ERROR_STRINGS = {{803: "system has unsupported display driver / cuda driver combination",
+                  804: "forward compatibility was attempted on non supported HW"}}
 
 
 def _driver():
@@ -70,7 +111,14 @@ def _init():
         lib = _driver()
     except OSError:
         return 0
-    if lib.cuInit(0) != 0:
+    rc = lib.cuInit(0)
+    if rc == 100:  # cudaErrorNoDevice: zero devices, no warning (c10/cuda/CUDAFunctions.cpp)
+        return 0
+    if rc != 0:
+        warnings.warn("CUDA initialization: " + _INIT_ERRORS.get(rc, (
+            "Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions "
+            "before calling NumCudaDevices() that might have already set an error? Error "
+            "%d: %s" % (rc, _ERROR_STRINGS.get(rc, "unknown error")))))
         return 0
     found = ctypes.c_int()
     lib.cuDriverGetVersion(ctypes.byref(found))
@@ -167,7 +215,7 @@ def _record_line(name: str, data: bytes) -> str:
 
 
 def build_wheel(out_dir: Path, name: str, version: str, files: dict[str, str],
-                requires: list[str] = ()) -> Path:
+                requires: Sequence[str] = ()) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     escaped = name.replace("-", "_")  # wheel file names keep dashes as separators
     dist_info = f"{escaped}-{version}.dist-info"
@@ -199,7 +247,8 @@ def build_stack(out_dir: Path, stack: StubStack) -> dict[str, Path]:
     base = stack.torch.split("+")[0]
     wheels = {
         "torch": build_wheel(out_dir, "torch", stack.torch, {
-            "torch/__init__.py": TORCH_INIT.format(version=stack.torch),
+            "torch/__init__.py": TORCH_INIT.format(version=stack.torch,
+                                                   numpy_abi=numpy_abi(stack.torch)),
             "torch/version.py": TORCH_VERSION.format(version=stack.torch, cuda=cuda),
             "torch/cuda/__init__.py": TORCH_CUDA.format(build_cuda=build_cuda, arch=arch),
         }),
@@ -213,6 +262,19 @@ def build_stack(out_dir: Path, stack: StubStack) -> dict[str, Path]:
                                                          built_for=stack.torch),
         }, [f"torch=={base}"])
     return wheels
+
+
+def numpy_abi(torch_version: str) -> int:
+    """The NumPy major version a torch release is compiled against: 2 from torch 2.3.0 on
+    (the first release built against NumPy 2.0, pytorch/pytorch#107302), else 1."""
+    major, minor = (int(p) for p in torch_version.split("+")[0].split(".")[:2])
+    return 2 if (major, minor) >= (2, 3) else 1
+
+
+def build_numpy(out_dir: Path, version: str) -> Path:
+    """A stub numpy wheel: the version in its metadata and in numpy.__version__."""
+    return build_wheel(out_dir, "numpy", version, {
+        "numpy/__init__.py": f'"""Stub numpy {version}."""\n__version__ = "{version}"\n'})
 
 
 # The stacks of the shipped profiles the tests use, with the architectures of FACTS.md.
