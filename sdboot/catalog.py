@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdboot.datafile import bad_data, config_dir, data_dir, line_of, load_yaml
+from sdboot.datafile import bad_data, config_dir, data_dir, line_of, load_yaml, present
 from sdboot.mirrors import canonical_url
 
 
@@ -41,7 +41,7 @@ def _parse(doc: Any, path: Path, found: dict[str, KnownWebui]) -> None:
 def load_catalog() -> dict[str, KnownWebui]:
     found: dict[str, KnownWebui] = {}
     for path in (data_dir() / "webuis.yaml", config_dir() / "webuis.yaml"):
-        if path.is_file():
+        if present(path):
             _parse(load_yaml(path), path, found)
     return found
 

@@ -8,9 +8,12 @@ import os
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from sdboot import gitops
 from sdboot.errors import SdbootError
+from sdboot.fsutil import inside, remove_tree, safe_name
+from sdboot.mask import mask
 from sdboot.runner import Runner
 
 # Names people ask for, and the repositories the WebUI's extension index lists for them.
@@ -27,11 +30,28 @@ def resolve_extension(what: str) -> str:
     if key in KNOWN:
         return KNOWN[key]
     if re.match(r"^(https?://|git@|ssh://)", what):
+        host = (what[4:] if what.startswith("git@") else
+                re.sub(r"^\w+://", "", what)).rpartition("@")[2]
+        if host.startswith("-") or any(ch.isspace() or ord(ch) < 32 for ch in what):
+            raise SdbootError(f"'{mask(what)}' is not a usable git URL",
+                              "give https://HOST/OWNER/REPO(.git)")
         return what
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", what):  # OWNER/REPO on GitHub
+    match = re.fullmatch(r"([\w.-]+)/([\w.-]+)", what)  # OWNER/REPO on GitHub
+    if match and not any(p in (".", "..") or p.startswith(("-", ".."))
+                         for p in match.groups()):
         return f"https://github.com/{what.removesuffix('.git')}.git"
-    raise SdbootError(f"'{what}' is not a git URL or a known extension name",
+    raise SdbootError(f"'{mask(what)}' is not a git URL or a known extension name",
                       f"known names: {', '.join(sorted(KNOWN))}; or OWNER/REPO, or a URL")
+
+
+def extension_name(url: str) -> str:
+    """The folder name for a clone of url: its last path segment without .git, percent-
+    decoded once and then proven a plain name (fsutil.safe_name), or SdbootError."""
+    tail = url.rstrip("/")
+    if "://" not in tail and ":" in tail:  # scp-like git@host:owner/repo.git
+        tail = tail.split(":", 1)[1]
+    segment = re.split(r"[/:]", urlsplit(tail).path if "://" in tail else tail)[-1]
+    return safe_name(unquote(segment).removesuffix(".git"), "extension name")
 
 
 def _git_env(root: Path) -> dict[str, str]:
@@ -48,19 +68,46 @@ def _git_env(root: Path) -> dict[str, str]:
 
 
 def add_extension(root: Path, what: str, runner: Runner | None = None) -> tuple[Path, str]:
+    """Clone an extension into extensions/NAME (through a .NAME.sdboot-partial folder that is
+    renamed when the clone is complete). The name is proven plain and both paths are
+    proven inside extensions/; a partial clone or link left from before is removed inside
+    it only. Returns the clone's path and the URL (may hold a credential: mask it)."""
     url = resolve_extension(what)
-    name = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
-    dest = root / "extensions" / name
-    if dest.exists():
+    name = extension_name(url)
+    folder = root / "extensions"
+    inside(root, folder, "the extensions folder")  # before mkdir: never a folder outside
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SdbootError(f"cannot create {folder}: {exc.strerror or exc}",
+                          "make the WebUI folder writable for this user", exit_code=1) from None
+    base = inside(root, folder, "the extensions folder")
+    if (base / name).is_symlink():
+        raise SdbootError(f"extensions/{name} is a symbolic link",
+                          "sdboot does not clone through a link: remove it or choose "
+                          "another extension", exit_code=1)
+    dest = inside(base, base / name, "the extension's folder")
+    if os.path.lexists(dest):
         raise SdbootError(f"extensions/{name} is already installed",
                           f"update it with: git -C {dest} pull")
-    partial = dest.with_name(f".{name}.sdboot-partial")
-    if partial.exists():
-        shutil.rmtree(partial)
+    partial = base / f".{name}.sdboot-partial"
+    if os.path.lexists(partial):
+        try:
+            remove_tree(base, partial, "partial clone")  # a link: only the link goes
+        except OSError as exc:
+            raise SdbootError(f"cannot remove the partial clone {partial}: "
+                              f"{exc.strerror or exc}", "remove it yourself, then run the "
+                              "command again", exit_code=1) from None
     git = shutil.which("git")
     if git is None:
         raise SdbootError("git is not installed", "install git, then run again", exit_code=1)
-    gitops.clone(url, partial, runner or Runner(), env=_git_env(root), git=git)
+    try:
+        gitops.clone(url, partial, runner or Runner(), env=_git_env(root), git=git)
+    except SdbootError as exc:
+        raise SdbootError(mask(exc.message), mask(exc.hint), exc.exit_code) from None
+    if os.path.lexists(dest):  # appeared meanwhile: never replaced
+        raise SdbootError(f"extensions/{name} appeared while cloning: not replacing it",
+                          f"the new clone is kept in {partial}", exit_code=1)
     os.replace(partial, dest)
     return dest, url
 

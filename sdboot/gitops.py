@@ -1,6 +1,7 @@
 """git through the runner: the version (GIT_CONFIG_COUNT needs git >= 2.31), clones that
 may go through an untrusted mirror and are therefore checked against the commit they must
-have, and the commit a checkout is at."""
+have, and the commit a checkout is at. URLs and paths always follow `--` (or -C), so a value
+that starts with '-' can never be read by git as an option."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from sdboot.errors import SdbootError
 from sdboot.runner import Runner, which
@@ -68,15 +70,44 @@ def verify_commit(repo: Path, expected: str, url: str, runner: Runner | None = N
     return actual
 
 
+_COMMIT = re.compile(r"[0-9a-fA-F]{4,64}")
+# a branch or tag name as git allows it (git check-ref-format), never an option
+_REF = re.compile(r"(?!-)(?!.*\.\.)(?!.*@\{)[\w./+@-]+(?<![./])")
+
+
+def check_ref(ref: str) -> str:
+    """A tag / branch / commit name, or SdbootError (exit 2): it goes to git's argv."""
+    if not _REF.fullmatch(ref) or ref.endswith(".lock") or "//" in ref:
+        raise SdbootError(f"'{ref}' is not a git tag, branch or commit name",
+                          "give a name such as v1.10.1, master or a commit hash")
+    return ref
+
+
+def without_userinfo(url: str) -> str:
+    """The URL without user:password@ (what is kept in .git/config)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc or not parts.scheme:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def clone(url: str, dest: Path, runner: Runner, *, ref: str | None = None,
           expected_commit: str | None = None, env: Mapping[str, str] | None = None,
           git: str = "git", on_line: Callable[[str], None] | None = None) -> str:
     """Clone url into dest (optionally at ref) and return the checked-out commit; with
-    expected_commit, a clone at another commit is removed and reported."""
+    expected_commit, a clone at another commit is removed and reported. A URL with a
+    credential (https://user:pw@mirror/...) is used for the clone, then the checkout's
+    origin is set to the URL without it, so no password stays in .git/config."""
     argv = [git, "clone", "--progress"]
     if ref:
-        argv += ["--branch", ref]
-    argv += [url, str(dest)]
+        argv += ["--branch", check_ref(ref)]
+    if expected_commit and not _COMMIT.fullmatch(expected_commit):
+        raise SdbootError(f"'{expected_commit}' is not a commit hash",
+                          "a pinned commit is 4 to 64 hex digits")
+    argv += ["--", url, str(dest)]
     res = runner.stream(argv, timeout=CLONE_TIMEOUT_S, env=env,
                         on_line=on_line)
     if runner.dry_run:
@@ -85,6 +116,10 @@ def clone(url: str, dest: Path, runner: Runner, *, ref: str | None = None,
         raise SdbootError(f"git clone {url} failed: {res.tail(3) or res.error}",
                           "check the URL and --ref, or try a mirror (sdboot mirror test)",
                           exit_code=1)
+    clean = without_userinfo(url)
+    if clean != url:
+        runner.run([git, "-C", str(dest), "remote", "set-url", "origin", "--", clean],
+                   timeout=QUICK_TIMEOUT_S)
     if expected_commit:
         checkout = runner.run([git, "-C", str(dest), "checkout", "-q", expected_commit],
                               timeout=QUICK_TIMEOUT_S, env=env)
@@ -94,3 +129,11 @@ def clone(url: str, dest: Path, runner: Runner, *, ref: str | None = None,
                               "(sdboot mirror test) or --mirror none", exit_code=1)
         return verify_commit(dest, expected_commit, url, runner, git)
     return head_commit(dest, runner, git) or ""
+
+
+def refused_ownership(repo: Path, runner: Runner | None = None, git: str = "git") -> bool:
+    """git refuses the repository: it belongs to another user and is not a safe.directory
+    ("detected dubious ownership", git >= 2.35.2, CVE-2022-24765)."""
+    res = (runner or Runner()).run([git, "-C", str(repo), "rev-parse", "--git-dir"],
+                                   timeout=QUICK_TIMEOUT_S)
+    return not res.ok and "dubious ownership" in (res.stderr + res.stdout)

@@ -20,6 +20,7 @@ from typing import Any
 
 from sdboot.datafile import cache_dir
 from sdboot.fsutil import atomic_write
+from sdboot.mask import mask_obj
 from sdboot.mirrors import (
     GITHUB,
     GROUPS,
@@ -157,7 +158,7 @@ def _probe_one(cand: Candidate, deadline_s: float, runner: Runner) -> Health:
         timeout = max(1, int(deadline_s))
         res = runner.run([sys.executable, "-m", "pip", "index", "versions",
                           "--retries", "0", "--timeout", str(timeout),
-                          "--disable-pip-version-check", cand.probe_url[4:]],
+                          "--disable-pip-version-check", "--", cand.probe_url[4:]],
                          timeout=deadline_s)
         elapsed = (time.monotonic() - started) * 1000
         if res.ok:
@@ -246,9 +247,10 @@ def _cache_path() -> Path:
 
 
 def save_cache(results: list[Health]) -> None:
-    doc = {"time": time.time(), "results": [
+    # masked: the cache is a file, and only the names and verdicts are read back
+    doc = mask_obj({"time": time.time(), "results": [
         {**h.to_json(), "probe_url": h.candidate.probe_url, "expect": h.candidate.expect}
-        for h in results]}
+        for h in results]})
     try:
         atomic_write(_cache_path(), json.dumps(doc).encode())
     except OSError:

@@ -25,15 +25,21 @@ from typing import Any, Protocol
 from sdboot import gitops
 from sdboot.catalog import known_for, load_catalog, pinned_commit
 from sdboot.envs import env_python
-from sdboot.errors import SdbootError
-from sdboot.fsutil import atomic_write, exclusive_lock
-from sdboot.mirror_apply import webui_selection
+from sdboot.errors import KEPT_RESUME, SdbootError, keep_on_interrupt
+from sdboot.fsutil import atomic_write, exclusive_lock, remove_tree
+from sdboot.mirror_apply import (
+    MIRROR_BLOCK,
+    BlockKind,
+    UserFile,
+    exclude_from_git,
+    plan_user_file,
+    webui_selection,
+    write_user_files,
+)
 from sdboot.mirror_env import (
     MirrorEnv,
     existing_git_count,
     plan_mirror_env,
-    render_block,
-    upsert_block,
 )
 from sdboot.mirrors import MirrorTable, Selection, load_mirrors, map_url, select
 from sdboot.model import (
@@ -54,13 +60,22 @@ from sdboot.packages import (
     query_installed,
     render_constraints,
 )
-from sdboot.record import forget_steps, mark_step, read_record, step_done, write_record
+from sdboot.record import (
+    ENV_DIRS,
+    forget_steps,
+    mark_step,
+    read_record,
+    step_done,
+    write_record,
+)
 from sdboot.runner import Runner, quote
 from sdboot.webui import is_webui, launch_file, parse_env_defaults, parse_webui_version
 
 PREPARE_TIMEOUT_S = 3600.0
 STATE = ".sdboot"
 INSTALL_MARKERS = (">>> sdboot install (managed: sdboot install) >>>", "<<< sdboot install <<<")
+INSTALL_BLOCK = BlockKind(INSTALL_MARKERS, re.compile(
+    "python_cmd|PYTHON|venv_dir|VENV_DIR|COMMANDLINE_ARGS|PIP_CONSTRAINT"))
 # Free disk: below NEED_GB the profile cannot install; below RECOMMENDED_GB warn (the
 # full install is about 12 GB before any model).
 NEED_GB = {"cuda": 8.0, "rocm": 12.0, "cpu": 3.0, "mps": 3.0}
@@ -199,6 +214,7 @@ class InstallRun:
         self.confirm: Callable[[str], bool] | None = None  # asks before changing anything
         self._installed: dict[str, str | None] | None = None
         self.notes: list[str] = []
+        self._excluded = False
         self.selection: Selection = Selection()
         self.profile: Profile | None = None
         self.git = "git"
@@ -219,10 +235,17 @@ class InstallRun:
         return self.state / "constraints.txt"
 
     def prefix(self) -> Path:
+        """The environment folder: always the one sdboot makes for the kind, inside the
+        WebUI folder (read_record proved a recorded one is exactly that)."""
         saved = (self.record.get("env") or {}).get("prefix")
         if saved and (self.opts.env_kind is None or self.opts.env_kind == self.env_kind):
             return Path(saved)
-        return self.root / ("venv" if self.env_kind == "venv" else "conda-env")
+        return self.root / ENV_DIRS[self.env_kind]
+
+    def _made_by_sdboot(self, prefix: Path) -> bool:
+        """Whether the record says sdboot made (or started making) this folder."""
+        return any(str(prefix) == (self.record.get(key) or {}).get("prefix")
+                   for key in ("env", "env_pending"))
 
     def python(self) -> Path:
         return env_python(self.prefix())
@@ -283,6 +306,9 @@ class InstallRun:
     def save(self) -> None:
         if self.root.is_dir() and not self.opts.dry_run:
             write_record(self.root, self.record)
+            if not self._excluded:  # keep .sdboot/ out of `git status`, once a run
+                self._excluded = True
+                self.notes.extend(exclude_from_git(self.root, (f"/{STATE}/",)))
 
     # -- steps ----------------------------------------------------------------------------
     def steps(self) -> list[_Step]:
@@ -332,8 +358,12 @@ class InstallRun:
     def do_clone(self) -> str:
         assert self.repo is not None
         partial = self.root.parent / f".{self.root.name}.sdboot-partial"
-        if partial.exists():
-            shutil.rmtree(partial)
+        if partial.is_symlink() or (os.path.lexists(partial) and not partial.is_dir()):
+            raise SdbootError(f"{partial} (the folder sdboot clones into) is a symbolic link "
+                              "or a file", "remove it (sdboot never follows a link there) "
+                              "and run the command again", exit_code=2)
+        if partial.exists():  # a half-made clone of an interrupted run
+            remove_tree(self.root.parent, partial, "the partial clone")
         expected = pinned_commit(self.catalog, self.repo, self.ref) if self.ref else None
         hex_ref = bool(self.ref and _HEX_REF.fullmatch(self.ref))
         url = self._clone_url()
@@ -343,7 +373,7 @@ class InstallRun:
                               env={**os.environ, **self._git_env()}, git=self.git,
                               on_line=self.ui.detail)
         if not is_webui(partial):
-            shutil.rmtree(partial, ignore_errors=True)
+            remove_tree(self.root.parent, partial, "the partial clone")
             raise SdbootError(f"{self.repo} is not a Stable Diffusion WebUI repository "
                               "(no launch.py)", "check --webui-repo")
         if self.root.exists():
@@ -368,9 +398,17 @@ class InstallRun:
 
     def do_env(self) -> str:
         prefix = self.prefix()
-        if prefix.exists():  # a half-made environment from an interrupted run
-            shutil.rmtree(prefix)
+        if os.path.lexists(prefix):
+            if not self._made_by_sdboot(prefix) or prefix.is_symlink():
+                raise SdbootError(
+                    f"{prefix} exists and sdboot did not make it",
+                    f"sdboot never deletes an environment it did not create: move it away "
+                    f"(e.g. to {prefix.name}.old) and run the command again", exit_code=2)
+            # a half-made (or broken) environment that sdboot made: start it again
+            remove_tree(self.root, prefix, "the environment folder")
         forget_steps(self.record, ["torch", "verify", "prepare", "reverify"])
+        self.record["env_pending"] = {"kind": self.env_kind, "prefix": str(prefix)}
+        self.save()  # before the folder exists: a killed run knows it is sdboot's
         if self.env_kind == "venv":
             from sdboot.envs.venv import VenvEnv, find_python
 
@@ -391,9 +429,11 @@ class InstallRun:
                 "name: automatic\ndependencies:\n  - python=3.10\n  - pip\n"
             channel = self.selection.conda.url if self.selection.conda else None
             env_file = self.state / "environment.yaml"
-            atomic_write(env_file, derive_environment(text, channel)[0].encode())
+            atomic_write(env_file, derive_environment(text, channel)[0].encode(),
+                         root=self.root)
             CondaEnv(exe, env_file, prefix=prefix).create(self.runner)
             python_cmd = str(env_python(prefix))
+        self.record.pop("env_pending", None)
         self.record["env"] = {"kind": self.env_kind, "prefix": str(prefix),
                               "python": str(env_python(prefix)), "base_python": python_cmd}
         return str(prefix)
@@ -528,10 +568,8 @@ class InstallRun:
                                   "folder and install again with another mirror", exit_code=1)
 
     # webui-user
-    def _user_files(self) -> dict[str, str]:
+    def _user_files(self) -> list[UserFile]:
         assert self.profile is not None
-        from sdboot.mirror_env import remove_block
-
         env = self.record.get("env") or {}
         venv_dir = "venv" if self.env_kind == "venv" and self.prefix() == self.root / "venv" \
             else ("-" if self.env_kind == "conda" else str(self.prefix()))
@@ -540,30 +578,17 @@ class InstallRun:
         lf = launch_file(self.root)
         text = lf.read_text(encoding="utf-8", errors="replace") if lf else None
         mirror = plan_mirror_env(self.selection, self.table, text, self.profile.pins())
-        out = {}
-        for name, shell in (("webui-user.sh", "sh"), ("webui-user.bat", "bat")):
-            path = self.root / name
-            old = path.read_bytes().decode("utf-8", "surrogateescape") if path.is_file() else ""
-            new = upsert_block(old, render_block(block, shell, INSTALL_MARKERS), shell,
-                               INSTALL_MARKERS)
-            new = upsert_block(new, render_block(mirror, shell), shell) if mirror.vars \
-                else remove_block(new)
-            out[name] = new
-        return out
+        return [plan_user_file(self.root, name, shell,
+                               [(INSTALL_BLOCK, block), (MIRROR_BLOCK, mirror)])
+                for name, shell in (("webui-user.sh", "sh"), ("webui-user.bat", "bat"))]
 
     def check_user(self) -> bool:
         if not step_done(self.record, "webui-user"):
             return False
-        for name, text in self._user_files().items():
-            path = self.root / name
-            if not path.is_file() or path.read_bytes().decode("utf-8", "surrogateescape") \
-                    != text:
-                return False
-        return True
+        return all(uf.exists and not uf.changed for uf in self._user_files())
 
     def do_user(self) -> str:
-        for name, text in self._user_files().items():
-            atomic_write(self.root / name, text.encode("utf-8", "surrogateescape"))
+        self.notes.extend(write_user_files(self.root, self._user_files()))
         self.record["webui_args"] = self.webui_args()
         return "COMMANDLINE_ARGS=" + (" ".join(self.webui_args()) or "(none)")
 
@@ -681,6 +706,7 @@ class InstallRun:
                 raise SdbootError(f"another sdboot install is running for {self.root}",
                                   "wait for it to finish (or stop it), then run again",
                                   exit_code=1)
+            keep_on_interrupt(KEPT_RESUME)  # Ctrl-C from here: the hint says what is kept
             report = self._run_locked()
             lock.unlink(missing_ok=True)  # only after success: no clutter beside the WebUI
             return report

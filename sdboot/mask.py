@@ -32,7 +32,8 @@ SECRET_FLAG = re.compile(
 # files given to --gradio-auth-path are paths, not secrets: keep them visible
 _NOT_SECRET_FLAG = re.compile(r"-path$|-file$", re.IGNORECASE)
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/\s@?#]+)@")
+# up to the last @ of the authority: a password with a raw @ (p@ss) is hidden whole
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/\s?#]+)@")
 _TOKENS = re.compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,}|hf_[A-Za-z0-9]{16,}"
     r"|sk-[A-Za-z0-9_-]{16,}|glpat-[A-Za-z0-9_-]{16,}|xox[abp]-[A-Za-z0-9-]{10,})\b")

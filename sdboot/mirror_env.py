@@ -13,7 +13,9 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
+from sdboot.errors import SdbootError
 from sdboot.mirrors import (
     MirrorKind,
     MirrorTable,
@@ -32,6 +34,10 @@ HF_TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 BLOCK_BEGIN = ">>> sdboot mirror (managed: sdboot mirror apply / revert) >>>"
 BLOCK_END = "<<< sdboot mirror <<<"
 _URL_VARS = re.compile(r"^(\w+_REPO|CLIP_PACKAGE|OPENCLIP_PACKAGE|GFPGAN_PACKAGE)$")
+# cmd.exe cannot quote these safely: webui.bat expands the variables into command lines
+# (%PYTHON%, %VENV_DIR%) and launch.py hands TORCH_COMMAND to cmd, so a value holding one
+# is refused instead of written into webui-user.bat.
+BAT_UNSAFE = frozenset('^&|<>"\r\n')  # % is written as %% (a literal % in a .bat)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,10 @@ class MirrorEnv:
         merged = {k: v for k, v in env.items() if k not in self.unset}
         merged.update(self.vars)
         return merged
+
+
+def has_userinfo(url: str) -> bool:
+    return "@" in urlsplit(url).netloc
 
 
 def existing_git_count(env: Mapping[str, str]) -> int:
@@ -63,9 +73,12 @@ def plan_mirror_env(sel: Selection, table: MirrorTable, launch_text: str | None 
     out: dict[str, str] = {}
     notes: list[str] = []
     unset: list[str] = []
+    # A mirror with a credential (https://user:pw@...) is reached through the insteadOf
+    # rules only: a *_REPO URL is what git keeps as the clone's origin in .git/config.
+    github = None if sel.github is not None and has_userinfo(sel.github.url) else sel.github
     for name, default in defaults.items():
         if _URL_VARS.match(name) and default:
-            target = map_url(substitute(default, table.substitutions), sel.github, table)
+            target = map_url(substitute(default, table.substitutions), github, table)
             if target != default:
                 out[name] = target
     torch_env = _torch_env(sel, launch_text, defaults, pins)
@@ -114,7 +127,9 @@ def _torch_env(sel: Selection, launch_text: str | None, defaults: dict[str, str]
     if wanted.torch and wanted.torchvision:
         words = ["pip", "install", f"torch=={wanted.torch}",
                  f"torchvision=={wanted.torchvision}", *source_args]
-        out["TORCH_COMMAND"] = " ".join(words)
+        # launch.py runs TORCH_COMMAND through a shell: each word quoted for it (the URLs
+        # are plain data after validation, so this changes nothing for a valid table)
+        out["TORCH_COMMAND"] = " ".join(shlex.quote(w) for w in words)
     if pins is not None and pins.xformers:
         out["XFORMERS_PACKAGE"] = f"xformers=={pins.xformers}"
     return out
@@ -133,6 +148,14 @@ def render_block(env: MirrorEnv, shell: str,
         lines += [f"export {k}={shlex.quote(v)}" for k, v in env.vars.items()]
         lines.append(f"# {end}")
         return lines
+    for name, value in env.vars.items():
+        bad = sorted({ch for ch in value if ch in BAT_UNSAFE})
+        if bad:
+            raise SdbootError(
+                f"{name}={value.encode('unicode_escape').decode('ascii')} cannot be written "
+                f"to webui-user.bat: cmd cannot quote {' '.join(repr(ch) for ch in bad)}",
+                "use a mirror URL / path without ^ & | < > \"",
+                exit_code=2)
     lines = [f"rem {begin}"]
     lines += [f"set {name}=" for name in env.unset]
     lines += [f'set "{k}={v.replace("%", "%%")}"' for k, v in env.vars.items()]
@@ -199,6 +222,6 @@ def read_block(text: str, markers: tuple[str, str] = (BLOCK_BEGIN, BLOCK_END)) -
             found[sh.group(1)] = parts[0] if parts else ""
             continue
         bat = re.match(r'set "(\w+)=(.*)"$', line)
-        if bat:
+        if bat:  # a literal % is written as %% in a .bat
             found[bat.group(1)] = bat.group(2).replace("%%", "%")
     return found

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sdboot.datafile import LineDict, bad_data, config_dir, data_dir, line_of, load_yaml
+from sdboot.datafile import LineDict, bad_data, config_dir, data_dir, line_of, load_yaml, present
 from sdboot.errors import SdbootError
 from sdboot.model import StrEnum
 
@@ -138,6 +138,56 @@ class Selection:
 
 # --- loading ---------------------------------------------------------------------------------
 
+# What a mirror or index URL may contain: these values end up in TORCH_COMMAND, INDEX_URL,
+# GIT_CONFIG_* and pip/git command lines, which the WebUI's scripts hand to a shell
+# (launch.py runs TORCH_COMMAND through one, unquoted). So a URL is plain data: RFC 3986
+# unreserved characters and the few delimiters a mirror needs, '%' only as a %XX escape
+# (a password with other characters is written percent-encoded), brackets only around an
+# IPv6 host. Nothing here means anything to sh, bash or cmd.
+_URL_CHAR = re.compile(r"[A-Za-z0-9\-._:/@%+=\[\]]")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_CHAR_NAMES = {" ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carriage return"}
+
+
+def shown_value(text: str) -> str:
+    """A value as quoted in a message: one line, control characters escaped."""
+    return text.encode("unicode_escape").decode("ascii")
+
+
+def url_problem(url: str, *, variant: bool = False, schemes: tuple[str, ...] = ("http", "https"),
+                ) -> str | None:
+    """Why `url` is not acceptable as a mirror / index URL (None: it is). `variant`: the
+    url may hold {variant}. Plain http is judged later (require_secure), not here."""
+    text = url.replace("{variant}", "") if variant else url
+    bad = list(dict.fromkeys(ch for ch in text if not _URL_CHAR.fullmatch(ch)))
+    if bad:
+        names = ", ".join(_CHAR_NAMES.get(ch, repr(ch)) for ch in bad[:4])
+        return (f"url '{shown_value(url)}' contains {names}: a URL here may hold only letters, "
+                "digits and - . _ : / @ % + = (percent-encode anything else, e.g. a password)")
+    if _BAD_PERCENT.search(text):
+        return f"url '{url}' has a '%' that is not a %XX escape"
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        return f"url '{url}' is not a valid URL ({exc})"
+    if parts.scheme not in schemes or not host:
+        return f"url '{url}' is not an http(s) URL"
+    if "[" in parts.path or "]" in parts.path:
+        return f"url '{url}' has brackets outside an IPv6 host"
+    if url.startswith("-"):
+        return f"url '{url}' starts with '-'"
+    return None
+
+
+def local_http_problem(url: str) -> str | None:
+    """Profiles and pip arguments: https, or plain http only to this machine (loopback)."""
+    if urlsplit(url).scheme == "http" and not is_loopback(url):
+        return f"url '{url}' uses plain http:// to another machine (use https)"
+    return None
+
+
 
 def is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
@@ -187,10 +237,10 @@ def _parse_mirror(doc: Any, path: Path, source: str) -> Mirror:
                        f"unknown mirror kind '{kind_text}' (one of: "
                        f"{', '.join(k.value for k in MirrorKind)})") from None
     url = text("url", True) or ""
-    parts = urlsplit(url)
     where = f"{path}:{line_of(doc, 'url')}"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise bad_data(path, line_of(doc, "url"), f"mirror url '{url}' is not an http(s) URL")
+    problem = url_problem(url, variant=True)
+    if problem:
+        raise bad_data(path, line_of(doc, "url"), f"mirror {problem}")
     if any(ch in _STOP for ch in url.replace("{variant}", "")):
         raise bad_data(path, line_of(doc, "url"),
                        f"mirror url '{url}' contains spaces, quotes or braces")
@@ -273,7 +323,29 @@ def _merge_layer(doc: Any, path: Path, source: str, mirrors: dict[str, Mirror],
         value = doc.get(key) or {}
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise bad_data(path, line_of(doc, key), f"'{key}' must map names to strings")
+        for name, text in value.items():
+            problem = _probe_problem(str(name), text) if key == "probes" else \
+                (url_problem(text, variant=True) if text else None)
+            if problem:
+                raise bad_data(path, line_of(value, name), f"{key}.{name}: {problem}")
         extra.setdefault(key, {}).update({str(k): str(v) for k, v in value.items()})
+
+
+_PROBE_SHAPES = {"pypi_project": re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*"),
+                 "github_repo": re.compile(r"[\w.-]+/[\w.-]+"),
+                 "hf_file": re.compile(r"[\w-][\w.-]*(/[\w-][\w.-]*)*"),
+                 "torch_variant": re.compile(r"cu\d+|cpu|rocm[\d.]+|xpu")}
+
+
+def _probe_problem(name: str, text: str) -> str | None:
+    """probes.* name what the health check asks for: a project name (it goes to pip's
+    argv), a repository, a file path; never an option, a URL or a way up (..)."""
+    shape = _PROBE_SHAPES.get(name)
+    if shape is None:
+        return f"unknown probe (one of: {', '.join(_PROBE_SHAPES)})"
+    if not shape.fullmatch(text) or ".." in text:
+        return f"'{shown_value(text)}' is not a plain {name.replace('_', ' ')}"
+    return None
 
 
 def load_mirrors(extra_files: tuple[Path, ...] = ()) -> MirrorTable:
@@ -286,7 +358,7 @@ def load_mirrors(extra_files: tuple[Path, ...] = ()) -> MirrorTable:
     layers = [(data_dir() / "mirrors.yaml", "shipped"), (config_dir() / "mirrors.yaml", "user")]
     layers += [(p, "user") for p in extra_files]
     for path, source in layers:
-        if path.is_file():
+        if present(path):
             _merge_layer(load_yaml(path), path, source, mirrors, presets, subs, extra)
     where = extra.get("_preset_lines", {})
     for pname, choice in presets.items():

@@ -43,6 +43,43 @@ def _opt_str(doc: Any, key: str, path: Path) -> str | None:
     return str(value)
 
 
+# Extra pip arguments a profile may carry. They go to pip as argv (no shell), but an
+# arbitrary option (--target, --config-settings, --trusted-host ...) is not data, so only
+# these: the URL-taking ones with a URL that passes the same check as index_url.
+PIP_URL_FLAGS = ("--index-url", "--extra-index-url", "--find-links")
+PIP_PLAIN_FLAGS = ("--pre", "--prefer-binary", "--no-cache-dir")
+
+
+def _index_url_problem(url: str) -> str | None:
+    from sdboot.mirrors import local_http_problem, url_problem
+
+    return url_problem(url) or local_http_problem(url)
+
+
+def pip_args_problem(args: Sequence[str]) -> str | None:
+    """Why a profile's pip_args are refused (None: they are fine)."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        flag, eq, value = arg.partition("=")
+        if flag in PIP_URL_FLAGS:
+            if not eq:
+                if i + 1 >= len(args):
+                    return f"{flag} needs a URL after it"
+                value = args[i + 1]
+                i += 1
+            problem = _index_url_problem(value)
+            if problem:
+                return f"{flag} {problem}"
+        elif arg not in PIP_PLAIN_FLAGS:
+            allowed = ", ".join((*PIP_URL_FLAGS, *PIP_PLAIN_FLAGS))
+            from sdboot.mirrors import shown_value
+
+            return f"'{shown_value(arg)}' is not allowed (only: {allowed})"
+        i += 1
+    return None
+
+
 def parse_profile(doc: Any, path: Path, source: str) -> Profile:
     """Validate one profile document; every error names the file and line."""
     if not isinstance(doc, dict):
@@ -75,6 +112,12 @@ def parse_profile(doc: Any, path: Path, source: str) -> Profile:
     check(index_mode in INDEX_MODES, "index_mode", f"index_mode must be one of {INDEX_MODES}")
     check(index_mode == "default" or bool(doc.get("index_url")), "index_mode",
           "index_mode needs index_url")
+    index_url = _opt_str(doc, "index_url", path)
+    if index_url is not None:
+        check(not (problem := _index_url_problem(index_url)), "index_url",
+              f"index_{problem}")
+    pip_args = _str_list(doc, "pip_args", path)
+    check(not (problem := pip_args_problem(pip_args)), "pip_args", f"pip_args: {problem}")
     python = str(doc["python"])
     try:
         SpecifierSet(python)
@@ -110,9 +153,9 @@ def parse_profile(doc: Any, path: Path, source: str) -> Profile:
         xformers=versions["xformers"],
         variant=_opt_str(doc, "variant", path),
         cuda=versions["cuda"],
-        index_url=_opt_str(doc, "index_url", path),
+        index_url=index_url,
         index_mode=index_mode,
-        pip_args=_str_list(doc, "pip_args", path),
+        pip_args=pip_args,
         arch=arch,
         ptx=ptx,
         python=python,

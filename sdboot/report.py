@@ -1,4 +1,6 @@
-"""Human renderings (rich) of result objects. Renderers never probe: they only format."""
+"""Human renderings (rich) of result objects. Renderers never probe: they only format.
+URLs and commands are masked (sdboot.mask) before rich lays them out, so that a credential
+is never split by a line wrap; the console's stream masks everything once more."""
 
 from __future__ import annotations
 
@@ -7,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from sdboot.mask import mask
 from sdboot.model import GpuInfo, Profile, Resolution
-from sdboot.runner import quote
+from sdboot.runner import quote, shown
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,7 +68,7 @@ def render_profile(con: Console, p: Profile) -> None:
     rows = [
         ("torch", p.torch), ("torchvision", p.torchvision), ("xformers", p.xformers or "-"),
         ("backend", p.backend + (f" (CUDA {p.cuda})" if p.cuda else "")),
-        ("wheels from", (p.index_url or "the default package index")
+        ("wheels from", mask(p.index_url or "the default package index")
          + {"extra": " (--extra-index-url)", "index": " (--index-url)"}.get(p.index_mode, "")),
         ("GPU architectures", ", ".join(p.arch) + (f" (+PTX on {', '.join(p.ptx)})"
                                                    if p.ptx else "") if p.arch else "-"),
@@ -90,7 +93,7 @@ def render_resolution(con: Console, res: Resolution, explain: bool) -> None:
         p = res.profile
         con.print(f"[bold green]{p.name}[/bold green]: torch {p.torch}, torchvision "
                   f"{p.torchvision}, xformers {p.xformers or '-'}")
-        con.print(f"  from {p.index_url or 'the default package index'}")
+        con.print(f"  from {mask(p.index_url or 'the default package index')}", markup=False)
         for reason in res.reasons:
             con.print(f"  - {reason}")
     if explain or res.profile is None:
@@ -117,7 +120,7 @@ def render_verdict(con: Console, verdict: Verdict, doc: dict[str, Any]) -> None:
         if finding.fix is not None:
             con.print(f"    fix: {finding.fix.summary}")
             for argv in finding.fix.commands:
-                con.print(f"      $ {quote(argv)}", markup=False)
+                con.print(f"      $ {shown(argv)}", markup=False)
     if not verdict.ok:
         con.print("The WebUI cannot run on this GPU with this environment; "
                   "apply the fix above, then run sdboot verify again.")
@@ -139,13 +142,14 @@ def render_mirror_list(con: Console, table: MirrorTable) -> None:
             extra = [str(m.kind)] + ([m.region] if m.region else [])
             if m.source == "user":
                 extra.append("yours")
-            line = f"  {m.name:<{width}}  {m.url}  ({', '.join(extra)})"
+            line = f"  {m.name:<{width}}  {mask(m.url)}  ({', '.join(extra)})"
             if m.dead_since:
-                con.print(f"[dim]{line}  dead since {m.dead_since}[/dim]", soft_wrap=True)
+                con.print(f"{line}  dead since {m.dead_since}", style="dim", soft_wrap=True,
+                          markup=False)
             else:
                 con.print(line, soft_wrap=True, markup=False)
             if m.notes:
-                con.print(f"  {'':<{width}}  {m.notes}", style="dim", soft_wrap=True,
+                con.print(f"  {'':<{width}}  {mask(m.notes)}", style="dim", soft_wrap=True,
                           markup=False)
     if table.presets:
         con.print("\nPresets (--mirror NAME):")
@@ -155,7 +159,8 @@ def render_mirror_list(con: Console, table: MirrorTable) -> None:
     if table.substitutions:
         con.print("\nRepositories that are gone, and their replacements:")
         for sub in table.substitutions:
-            con.print(f"  {sub.from_url} -> {sub.to_url}", soft_wrap=True)
+            con.print(f"  {mask(sub.from_url)} -> {mask(sub.to_url)}", soft_wrap=True,
+                      markup=False)
 
 
 def render_health(con: Console, results: list[Health], elapsed_s: float, deadline_s: float,
@@ -172,9 +177,10 @@ def render_health(con: Console, results: list[Health], elapsed_s: float, deadlin
             if h.alive:
                 mark, what = "[green]✓[/green]", f"{h.latency_ms:7.0f} ms"
             else:
-                mark, what = "[red]✗[/red]", f"{h.error}"
-            con.print(f"  {mark} {c.name:<16} {what:<12}  {c.url}"
-                      if h.alive else f"  {mark} {c.name:<16} {c.url}  ({what})")
+                mark, what = "[red]✗[/red]", mask(f"{h.error}")
+            url = mask(c.url)
+            con.print(f"  {mark} {c.name:<16} {what:<12}  {url}"
+                      if h.alive else f"  {mark} {c.name:<16} {url}  ({what})", soft_wrap=True)
     con.print(f"\nTested {len(results)} candidates in {elapsed_s:.1f} s "
               f"(deadline {deadline_s:g} s).")
     for reason in reasons:
@@ -186,7 +192,8 @@ def render_health(con: Console, results: list[Health], elapsed_s: float, deadlin
 def render_apply(con: Console, result: ApplyResult, sel: Selection, dry_run: bool) -> None:
     if dry_run:
         if result.diff:
-            con.print(result.diff.rstrip("\n"), markup=False, highlight=False)
+            con.print(mask(result.diff.rstrip("\n")), markup=False, highlight=False,
+                      soft_wrap=True)
         con.print(f"(dry run: nothing changed; {len(result.files)} file(s) would change)")
         return
     chosen = sel.chosen()
@@ -196,6 +203,8 @@ def render_apply(con: Console, result: ApplyResult, sel: Selection, dry_run: boo
             con.print(f"Rewrote {result.urls} string(s) with GitHub URLs in {result.files[0]} "
                       f"through {picked}.")
             con.print(f"[yellow]warning:[/yellow] {result.notes[0]}")
+            for note in result.notes[1:]:
+                con.print(f"note: {mask(note)}", markup=False, soft_wrap=True)
         else:
             con.print(f"{result.files[0] if result.files else 'launch file'}: already "
                       "rewritten this way; nothing to do.")
@@ -207,9 +216,9 @@ def render_apply(con: Console, result: ApplyResult, sel: Selection, dry_run: boo
         con.print(f"Mirrors {picked}: webui-user files already up to date.")
     if result.env is not None:
         for name, value in result.env.vars.items():
-            con.print(f"  {name}={value}", markup=False, highlight=False)
+            con.print(mask(f"  {name}={value}"), markup=False, highlight=False, soft_wrap=True)
     for note in result.notes:
-        con.print(f"note: {note}")
+        con.print(f"note: {mask(note)}", markup=False, soft_wrap=True)
     con.print(f"Undo with: sdboot mirror revert {quote([str(result.root)])}")
 
 
@@ -217,12 +226,12 @@ def render_mirror_status(con: Console, doc: dict[str, Any]) -> None:
     con.print(f"WebUI {doc['webui']}  (launch file {doc['launch_file']})")
     rw = doc.get("rewrite")
     if rw:
-        con.print(f"rewrite: {rw['file']} through {rw['mirror']} ({rw['prefix']}), "
-                  f"{rw['urls']} string(s): {rw['state']}")
+        con.print(f"rewrite: {rw['file']} through {rw['mirror']} ({mask(rw['prefix'])}), "
+                  f"{rw['urls']} string(s): {rw['state']}", markup=False, soft_wrap=True)
     elif doc.get("hand_rewrites"):
         con.print(f"rewrite: [yellow]{len(doc['hand_rewrites'])} proxied GitHub URL(s) "
                   "not written by sdboot[/yellow] (an old hand edit?), e.g.")
-        con.print(f"  {doc['hand_rewrites'][0]}", markup=False)
+        con.print(f"  {mask(doc['hand_rewrites'][0])}", markup=False, soft_wrap=True)
         con.print("  `sdboot mirror revert DIR` removes them.")
     else:
         con.print("rewrite: none (the launch file has its upstream URLs)")
@@ -230,11 +239,12 @@ def render_mirror_status(con: Console, doc: dict[str, Any]) -> None:
     if env:
         con.print(f"env: managed block in {', '.join(env['files']) or '(no file)'}")
         for name, value in (env.get("vars") or {}).items():
-            con.print(f"  {name}={value}", markup=False, highlight=False)
+            con.print(mask(f"  {name}={value}"), markup=False, highlight=False, soft_wrap=True)
     else:
         con.print("env: none")
     for problem in doc.get("problems", []):
-        con.print(f"[yellow]problem:[/yellow] {problem}")
+        con.print("[yellow]problem:[/yellow] ", end="")
+        con.print(mask(str(problem)), markup=False, soft_wrap=True)
 
 
 # --- doctor ----------------------------------------------------------------------------------
@@ -250,8 +260,8 @@ def render_doctor(con: Console, report: DoctorReport,
     if report.before is not None:
         for fix in report.fixes_run:
             mark = "[green]✓[/green]" if fix["ok"] else "[red]✗[/red]"
-            con.print(f"{mark} fixed [{fix['code']}]: " + mask(quote(fix["command"])),
-                      highlight=False)
+            con.print(f"{mark} fixed [{fix['code']}]: ", end="", highlight=False)
+            con.print(mask(shown(fix["command"])), markup=False, highlight=False)
             if not fix["ok"]:
                 con.print(f"    {mask(fix['tail'])}", style="dim", markup=False)
         con.print("After the fixes:", style="bold")
@@ -265,7 +275,7 @@ def render_doctor(con: Console, report: DoctorReport,
                       highlight=False)
             con.print(mask(f.message), markup=False, highlight=False)
             if f.fix is not None:
-                how = (quote(list(f.fix.commands[0])) if f.fix.commands else f.fix.summary)
+                how = (shown(list(f.fix.commands[0])) if f.fix.commands else f.fix.summary)
                 label = "fix (--fix runs it)" if f.fix.automatic and f.fix.commands else "fix"
                 con.print(f"      {label}: ", end="", style="dim", highlight=False)
                 con.print(mask(how), markup=False, highlight=False)
@@ -286,4 +296,4 @@ def render_fix_plan(con: Console, plan: list[tuple[Finding, tuple[tuple[str, ...
     for finding, commands in plan:
         for argv in commands:
             con.print(f"  [{finding.code}] ", end="", markup=False, highlight=False)
-            con.print(quote(list(argv)), markup=False, highlight=False)
+            con.print(shown(list(argv)), markup=False, highlight=False)

@@ -40,6 +40,12 @@ class Rewrite:
 
 def literal_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) character offsets of every string literal, f-strings whole."""
+    return [(start, end) for start, end, _line in _literals(text)]
+
+
+def _literals(text: str) -> list[tuple[int, int, int]]:
+    """(start, end, line) of every string literal. Linear in the size of the text: the
+    offset of each line is computed once, and every token's position is one lookup."""
     starts = [0]  # offset of each line as the tokenizer numbers them (split at \n only)
     for line in io.StringIO(text, newline=""):
         starts.append(starts[-1] + len(line))
@@ -47,47 +53,46 @@ def literal_spans(text: str) -> list[tuple[int, int]]:
     def offset(pos: tuple[int, int]) -> int:
         return starts[pos[0] - 1] + pos[1]
 
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[int, int, int]] = []
     depth = 0
-    opened = 0
+    opened = (0, 0)
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text, newline="").readline):
             if tok.type in _OPENERS:
                 if depth == 0:
-                    opened = offset(tok.start)
+                    opened = (offset(tok.start), tok.start[0])
                 depth += 1
             elif tok.type in _CLOSERS:
                 depth -= 1
                 if depth == 0:
-                    spans.append((opened, offset(tok.end)))
+                    spans.append((opened[0], offset(tok.end), opened[1]))
             elif tok.type == tokenize.STRING and depth == 0:
-                spans.append((offset(tok.start), offset(tok.end)))
+                spans.append((offset(tok.start), offset(tok.end), tok.start[0]))
     except (tokenize.TokenError, SyntaxError) as exc:
         raise SdbootError(f"the launch file is not valid Python ({exc})",
                           "restore it with `git checkout -- <file>` and try again") from None
     return spans
 
 
-def _line_at(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
-
-
 def rewrite_text(text: str, prefix: str | None, host_bases: tuple[str, ...] = ()) -> Rewrite:
-    """Retarget the GitHub URLs inside the string literals of Python source `text`."""
+    """Retarget the GitHub URLs inside the string literals of Python source `text`. The
+    output is built from a list of pieces, each byte of the input copied once."""
     bom = "\ufeff" if text.startswith("\ufeff") else ""
     body = text[len(bom):]
-    out: list[str] = []
+    out: list[str] = [bom]
     changes: list[UrlChange] = []
     pos = 0
-    for start, end in literal_spans(body):
+    for start, end, line in _literals(body):
         literal = body[start:end]
         new = retarget(literal, prefix, host_bases)
-        if new != literal:
-            changes.append(UrlChange(_line_at(body, start) , literal, new))
-        out.append(body[pos:start] + new)
+        if new == literal:
+            continue
+        changes.append(UrlChange(line, literal, new))
+        out.append(body[pos:start])
+        out.append(new)
         pos = end
     out.append(body[pos:])
-    return Rewrite(bom + "".join(out), tuple(changes))
+    return Rewrite("".join(out), tuple(changes))
 
 
 def check_compiles(text: str, name: str) -> None:

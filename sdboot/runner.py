@@ -1,6 +1,7 @@
 """The one funnel for child processes: argv lists only (never a shell), a timeout on
 every call, an optional log file that records each command and its output, and a
-dry-run mode that records instead of running. Nothing else in sdboot imports subprocess."""
+dry-run mode that records instead of running. Nothing else in sdboot imports subprocess.
+What goes into the log is masked (sdboot.mask): the child gets the real arguments."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NoReturn
+
+from sdboot.mask import mask, mask_argv
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,11 @@ def quote(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
+def shown(argv: Sequence[str]) -> str:
+    """quote(argv) with every credential masked: for logs and screens."""
+    return mask(quote(mask_argv([str(a) for a in argv])))
+
+
 def _merged_env(env: Mapping[str, str] | None, unset: Sequence[str]) -> dict[str, str] | None:
     if env is None and not unset:
         return None
@@ -74,6 +82,7 @@ class Runner:
         with self._lock:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a", encoding="utf-8", errors="replace") as fh:
+                text = mask(text)
                 fh.write(text if text.endswith("\n") else text + "\n")
 
     # -- capture mode: short commands whose output we parse ----------------------------
@@ -88,7 +97,7 @@ class Runner:
         input_text: str | None = None,
     ) -> RunResult:
         args = tuple(str(a) for a in argv)
-        self._log(f"$ {quote(args)}")
+        self._log(f"$ {shown(args)}")
         start = time.monotonic()
         try:
             proc = subprocess.run(
@@ -134,7 +143,7 @@ class Runner:
         if self.dry_run:
             self.planned.append(args)
             return RunResult(args, 0, "", "", 0.0)
-        self._log(f"$ {quote(args)}")
+        self._log(f"$ {shown(args)}")
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -163,7 +172,7 @@ class Runner:
             for line in proc.stdout:
                 lines.append(line)
                 if log_fh is not None:
-                    log_fh.write(line)
+                    log_fh.write(mask(line))
                 if on_line is not None:
                     on_line(line.rstrip("\n"))
             proc.wait()

@@ -161,4 +161,4 @@ def test_plan_args_and_masking_pure() -> None:
     masked = mask_env({"HF_TOKEN": "hf_x", "CIVITAI_API_KEY": "k", "GIT_CONFIG_KEY_0": "url.x",
                        "INDEX_URL": "https://me:pw@pypi.example/simple"})
     assert masked == {"HF_TOKEN": "***", "CIVITAI_API_KEY": "***", "GIT_CONFIG_KEY_0": "url.x",
-                      "INDEX_URL": "https://me:***@pypi.example/simple"}
+                      "INDEX_URL": "https://***@pypi.example/simple"}

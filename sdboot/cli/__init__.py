@@ -4,8 +4,11 @@ core and renders its result; heavy modules are imported inside the commands so t
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import traceback
+from typing import NoReturn
 
 import typer
 
@@ -21,7 +24,7 @@ from sdboot.cli import (
     verify_cmd,
 )
 from sdboot.cli.common import print_error
-from sdboot.errors import SdbootError
+from sdboot.errors import NOTHING_CHANGED, SdbootError
 
 HELP = """\
 sdboot sets up and repairs Stable Diffusion WebUI (AUTOMATIC1111 and Forge): it finds
@@ -78,6 +81,87 @@ def _click_error(exc: BaseException, name: str) -> bool:
 PASSTHROUGH: list[str] = []
 
 
+# Commands that only read: a Ctrl-C there leaves nothing behind. Keys are the command
+# words; the value is the option that makes the command change things (None: never does).
+_READ_ONLY: dict[tuple[str, ...], str | None] = {
+    ("gpu",): None, ("profiles",): None, ("resolve",): None, ("verify",): None,
+    ("doctor",): "--fix", ("mirror", "list"): None, ("mirror", "test"): None,
+    ("mirror", "status"): None, ("models", "list"): None, ("ext", "list"): None,
+    ("snapshots",): None, ("list",): None,
+}
+# Commands that change things but know what an interruption leaves (when the command
+# registers nothing more precise with sdboot.errors.on_interrupt / keep_on_interrupt).
+_ATOMIC = ("each file is written whole or not at all; 'sdboot mirror status WEBUI_DIR' "
+           "shows what is applied")
+_NOTES: dict[tuple[str, ...], str] = {
+    ("launch",): f"{NOTHING_CHANGED}; run the same command to start the WebUI again",
+    ("mirror", "apply"): _ATOMIC, ("mirror", "revert"): _ATOMIC,
+}
+
+
+def _command_words(args: list[str]) -> tuple[str, ...]:
+    words = [a for a in args if not a.startswith("-")][:2]
+    return tuple(words)
+
+
+def interrupt_hint(args: list[str], exc: BaseException | None) -> str:
+    """What the interruption kept: the note the command registered, else "nothing was
+    changed" for a dry run or a command that only reads, else a careful neutral hint."""
+    from sdboot.errors import KEPT_UNKNOWN, interrupt_note
+
+    note = interrupt_note(exc)
+    if note:
+        return note
+    if "--dry-run" in args:
+        return NOTHING_CHANGED
+    words = _command_words(args)
+    for key, text in _NOTES.items():
+        if words[:len(key)] == key:
+            return text
+    for key, changer in _READ_ONLY.items():
+        if words[:len(key)] == key and (changer is None or changer not in args):
+            return NOTHING_CHANGED
+    return KEPT_UNKNOWN
+
+
+def _interrupted(args: list[str], exc: BaseException | None, verbose: bool) -> NoReturn:
+    import signal
+
+    with contextlib.suppress(ValueError, OSError):  # a second Ctrl-C must not add a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if verbose:
+        traceback.print_exc()
+    print_error("interrupted", interrupt_hint(args, exc))
+    sys.exit(130)
+
+
+def _os_error(exc: OSError, verbose: bool) -> NoReturn:
+    from sdboot.errors import describe_os_error
+
+    if isinstance(exc, BrokenPipeError) and exc.filename is None:
+        # stdout went away (`sdboot mirror list | head -1`): stop quietly, like other tools
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    if verbose:
+        traceback.print_exc()
+    message, hint, code = describe_os_error(exc)
+    print_error(message, hint)
+    sys.exit(code)
+
+
+def _decode_error(exc: UnicodeError, verbose: bool) -> NoReturn:
+    if verbose:
+        traceback.print_exc()
+    if isinstance(exc, UnicodeDecodeError):
+        print_error(f"a file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                    "save the file as UTF-8 (run again with -v to see which file was read)")
+        sys.exit(2)
+    print_error(f"this terminal cannot show some of the text ({exc})",
+                "use a UTF-8 terminal, or set PYTHONIOENCODING=utf-8")
+    sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if "--" in args:
@@ -87,18 +171,27 @@ def main(argv: list[str] | None = None) -> None:
     # -v works anywhere on the line (`sdboot gpu -v` as well as `sdboot -v gpu`).
     verbose = any(a in ("-v", "--verbose") for a in args)
     args = [a for a in args if a not in ("-v", "--verbose")]
-    command = typer.main.get_command(app)
     try:
-        rc = command.main(args=args, prog_name="sdboot", standalone_mode=False)
+        command = typer.main.get_command(app)
+        # Not command.main(): typer's main turns Ctrl-C into a silent exit 130, before
+        # anyone could say what the interruption kept.
+        with command.make_context("sdboot", args) as root_ctx:
+            rv = command.invoke(root_ctx)
+        rc = rv if isinstance(rv, int) else 0
     except SdbootError as exc:
         if verbose:
             traceback.print_exc()
         print_error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, EOFError):
-        print_error("interrupted", "run the same command again to continue")
-        sys.exit(130)
+    except (KeyboardInterrupt, EOFError) as exc:
+        _interrupted(args, exc, verbose)
+    except OSError as exc:  # disk full, name too long, permission denied...: not a bug
+        _os_error(exc, verbose)
+    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+        _decode_error(exc, verbose)
     except Exception as exc:  # noqa: BLE001 - a bug: short message unless -v
+        if _click_error(exc, "Exit"):  # --help, --version, typer.Exit(code)
+            sys.exit(int(getattr(exc, "exit_code", 0)))
         if _click_error(exc, "NoArgsIsHelpError"):
             ctx = getattr(exc, "ctx", None)
             sys.stderr.write((ctx.get_help() if ctx else "") + "\n")
@@ -112,12 +205,11 @@ def main(argv: list[str] | None = None) -> None:
         if _click_error(exc, "ClickException"):
             print_error(exc.format_message(), "run 'sdboot --help'")  # type: ignore[attr-defined]
             sys.exit(int(getattr(exc, "exit_code", 1)))
-        if _click_error(exc, "Abort"):
-            print_error("interrupted", "run the same command again to continue")
-            sys.exit(130)
+        if _click_error(exc, "Abort"):  # click's form of Ctrl-C / end of input at a prompt
+            _interrupted(args, exc, verbose)
         if verbose:
             traceback.print_exc()
         print_error(f"internal error: {exc!r}",
                     "run again with -v for the traceback and report it")
         sys.exit(1)
-    sys.exit(rc if isinstance(rc, int) else 0)
+    sys.exit(rc)

@@ -1,11 +1,15 @@
 """Output helpers shared by the commands: the two-line error, JSON on stdout, and the rich
-console (stderr when --json is given, so stdout carries only the document)."""
+console (stderr when --json is given, so stdout carries only the document). All three pass
+what they show through sdboot.mask: a credential in a mirror URL, a flag or the environment
+never reaches the screen (the commands themselves still use the real values)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
+
+from sdboot.mask import mask, mask_obj
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -17,19 +21,50 @@ def _one_line(text: str) -> str:
 
 
 def print_error(message: str, hint: str = "") -> None:
-    sys.stderr.write(f"error: {_one_line(message)}\n")
+    sys.stderr.write(f"error: {mask(_one_line(message))}\n")
     if hint:
-        sys.stderr.write(f"hint: {_one_line(hint)}\n")
+        sys.stderr.write(f"hint: {mask(_one_line(hint))}\n")
     sys.stderr.flush()
+
+
+class MaskedStream:
+    """A text stream that masks every write: the console's last funnel, so that whatever a
+    renderer, the progress display or a note prints is masked once, here. The stream is
+    looked up at each write (sys.stdout may be replaced, e.g. by pytest)."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self._stderr = stderr
+
+    @property
+    def _target(self) -> IO[str]:
+        return sys.stderr if self._stderr else sys.stdout
+
+    def write(self, text: str) -> int:
+        self._target.write(mask(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def isatty(self) -> bool:
+        return self._target.isatty()
+
+    def fileno(self) -> int:
+        return self._target.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._target, "encoding", None) or "utf-8"
 
 
 def console(json_mode: bool = False) -> Console:
     from rich.console import Console
 
     # rich honours NO_COLOR and drops colour and live displays when not on a terminal.
-    return Console(stderr=json_mode, highlight=False, soft_wrap=False)
+    return Console(file=MaskedStream(stderr=json_mode), highlight=False,  # type: ignore[arg-type]
+                   soft_wrap=False)
 
 
 def emit_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(mask_obj(doc), indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()

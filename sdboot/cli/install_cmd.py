@@ -2,9 +2,44 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
+
+_REPO_SCHEMES = ("https", "http", "ssh", "git", "file")
+_SCP_LIKE = re.compile(r"[\w.-]+@[\w.-]+:[\w./~+-]+")
+
+
+def check_webui_repo(value: str) -> str:
+    """--webui-repo reaches git's argv: a URL (https, http, ssh, git, file), an scp-like
+    git@host:path, or an existing local folder; never something git reads as an option."""
+    from urllib.parse import urlsplit
+
+    from sdboot.errors import SdbootError
+    from sdboot.mirrors import shown_value
+
+    hint = ("give the repository's URL (https://github.com/OWNER/REPO.git) or an existing "
+            "local folder")
+    if not value or value.startswith("-"):
+        raise SdbootError(f"--webui-repo '{shown_value(value)}' is not a repository URL "
+                          "(it starts with '-')", hint)
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise SdbootError(f"--webui-repo '{shown_value(value)}' contains spaces or control "
+                          "characters", hint)
+    if "://" in value:
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in _REPO_SCHEMES and (parts.scheme == "file" or parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise SdbootError(f"--webui-repo '{value}' is not a git URL "
+                              f"({', '.join(_REPO_SCHEMES)})", hint)
+        return value
+    if _SCP_LIKE.fullmatch(value) or Path(value).expanduser().is_dir():
+        return value
+    raise SdbootError(f"--webui-repo '{value}' is neither a URL nor an existing folder", hint)
 
 
 def register(app: typer.Typer) -> None:
@@ -53,10 +88,15 @@ def register(app: typer.Typer) -> None:
 
         from sdboot.cli.common import console, emit_json, print_error
         from sdboot.datafile import cache_dir
+        from sdboot.gitops import check_ref
         from sdboot.install import InstallOptions, InstallRun
         from sdboot.progress import make_ui
         from sdboot.runner import Runner
 
+        if webui_repo is not None:
+            check_webui_repo(webui_repo)
+        if ref is not None:
+            check_ref(ref)
         con = console(json_out)
         log = cache_dir() / "logs" / time.strftime("install-%Y%m%d-%H%M%S.log")
         runner = Runner(log_path=log)

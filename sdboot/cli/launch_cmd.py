@@ -42,8 +42,9 @@ def register(app: typer.Typer) -> None:
         from sdboot.cli import PASSTHROUGH
         from sdboot.cli.common import console, print_error
         from sdboot.errors import SdbootError
-        from sdboot.launcher import LaunchRequest, hand_over, mask_env, prepare_launch
-        from sdboot.runner import Runner, quote
+        from sdboot.launcher import LaunchRequest, hand_over, prepare_launch
+        from sdboot.mask import mask, mask_env
+        from sdboot.runner import Runner, shown
 
         chosen = [f for f, on in (("--medvram", medvram), ("--lowvram", lowvram),
                                   ("auto", auto)) if on]
@@ -59,19 +60,23 @@ def register(app: typer.Typer) -> None:
                 con.print(f"[red]✗[/red] [bold]{f.code}[/bold]: ", end="", highlight=False)
                 con.print(f.message, markup=False, highlight=False)
                 if f.fix is not None:
-                    how = quote(list(f.fix.commands[0])) if f.fix.commands else f.fix.summary
+                    how = shown(list(f.fix.commands[0])) if f.fix.commands else f.fix.summary
                     con.print(f"    fix: {how}", markup=False, highlight=False)
-            print_error("the WebUI would not run on this GPU: not started",
-                        "apply the fix above (sdboot doctor --fix), or --allow-cpu")
+            if all(f.code == "repo-incomplete" for f in refused):
+                print_error("the WebUI would stop at a broken repositories/ folder: not "
+                            "started", "apply the fix above (sdboot doctor --fix)")
+            else:
+                print_error("the WebUI would not run on this GPU: not started",
+                            "apply the fix above (sdboot doctor --fix), or --allow-cpu")
             raise typer.Exit(1)
         for note in plan.notes:
             con.print(note, style="yellow" if note.startswith("warning") else None,
                       markup=False, highlight=False)
-        if dry_run:
+        if dry_run:  # shown, so masked: the real values go to the WebUI only
             for name in plan.env_unset:
                 print(f"unset {name}")
             for name, value in mask_env(plan.env_set).items():
-                print(f"{name}={value}")
-            print(plan.shell_line())
+                print(mask(f"{name}={value}"))
+            print(shown(plan.argv))
             return
         raise typer.Exit(hand_over(plan))

@@ -54,6 +54,12 @@ def add(
                                       help="Refuse the file unless it has this sha256."),
     move: bool = typer.Option(False, "--move", help="Move a local file instead of copying."),
     insecure: bool = typer.Option(False, "--insecure", help="Allow a plain-http URL."),
+    name: str | None = typer.Option(None, "--name", metavar="NAME",
+                                    help="Save the model under this file name (a plain name, "
+                                    "no folders) instead of the one from the URL or server."),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace a file of the same name in the target folder "
+                               "(without it, an existing file is never overwritten)."),
 ) -> None:
     """Put a model where the WebUI looks for it.
 
@@ -63,13 +69,16 @@ def add(
     -> models/hypernetworks. Downloads go through HF_ENDPOINT for Hugging Face, use
     CIVITAI_TOKEN for Civitai (never logged, never sent elsewhere), resume after a cut,
     and are checked against the sha256 (--sha256, Civitai's, or Hugging Face's).
+    A file name from a URL or a server must be a plain name (else it is refused: give
+    --name), and an existing file is never replaced without --force.
     """
     import re
 
     from sdboot.cli.common import console
     from sdboot.errors import SdbootError
+    from sdboot.mask import mask
     from sdboot.mirrors import is_loopback
-    from sdboot.models import ModelType, fetch, place, plan_source, short_hash
+    from sdboot.models import ModelType, fetch, place, plan_source, short_hash, shown_path
 
     root = _root(webui)
     wanted = None if kind == "auto" else kind
@@ -81,7 +90,7 @@ def add(
     local = Path(source).expanduser()
     if local.exists():
         target, placed, notes = place(root, local, ModelType(wanted) if wanted else None,
-                                      move, sha256)
+                                      move, sha256, name=name, force=force)
     else:
         import os
 
@@ -92,10 +101,10 @@ def add(
         hf = webui_selection(root, load_mirrors()).hf
         if hf is not None and not env.get("HF_ENDPOINT"):  # the WebUI's own mirror
             env["HF_ENDPOINT"] = hf.url
-        src = plan_source(source, env, fetch_json=_fetch_json)
+        src = plan_source(source, env, fetch_json=_fetch_json, name=name)
         if src.url.startswith("http://") and not is_loopback(src.url) and not insecure:
-            raise SdbootError(f"{src.url} is plain http", "use https, or --insecure")
-        progress = _progress(con, src.name)
+            raise SdbootError(f"{mask(src.url)} is plain http", "use https, or --insecure")
+        progress = _progress(con, src.name or src.fallback or "download")
         try:
             file, digest, resumed = fetch(root, src, sha256, progress.update)
         finally:
@@ -103,7 +112,7 @@ def add(
         if resumed:
             con.print(f"the download broke off and was resumed {resumed} time(s)")
         target, placed, notes = place(root, file, ModelType(wanted) if wanted else None,
-                                      move=True)
+                                      move=True, force=force, downloaded=True)
         if digest:
             con.print(f"sha256 {digest} verified (short {short_hash(digest)})",
                       highlight=False)
@@ -111,8 +120,9 @@ def add(
             notes.append("the source publishes no sha256 and none was given (--sha256): "
                          "the file is not verified")
     for note in notes:
-        con.print(f"note: {note}", style="yellow", markup=False)
-    con.print(f"{placed}: {target.relative_to(root)}", markup=False, highlight=False)
+        con.print(f"note: {mask(note)}", style="yellow", markup=False)
+    con.print(f"{placed}: {mask(shown_path(root, target))}", markup=False,
+              highlight=False)
 
 
 class _Plain:
@@ -172,8 +182,10 @@ def list_models_cmd(
         con.print("No model files (models/Stable-diffusion is empty).")
     for e in entries:
         size = f"{e.size / 1024**3:.2f} GB" if e.size >= 1024**3 else f"{e.size / 1024**2:.1f} MB"
-        con.print(f"{e.type!s:<12} {size:>10}  {short_hash(e.sha256) if e.sha256 else '-':<10}"
-                  f"  {e.path}", markup=False, highlight=False)
+        kind = "corrupt" if e.problem else str(e.type)
+        con.print(f"{kind:<12} {size:>10}  {short_hash(e.sha256) if e.sha256 else '-':<10}"
+                  f"  {e.path}" + (f"  ({e.problem})" if e.problem else ""),
+                  markup=False, highlight=False)
 
 
 @ext_app.command("add")
@@ -182,14 +194,17 @@ def ext_add(
                                help="A git URL, or a known name (zh-cn, controlnet)."),
     webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help="The WebUI folder."),
 ) -> None:
-    """Clone an extension into extensions/, through the WebUI's mirror (env mode)."""
+    """Clone an extension into extensions/, through the WebUI's mirror (env mode). The
+    folder name comes from the URL and must be a plain name; a credential in the URL is
+    never printed."""
     from sdboot.cli.common import console
     from sdboot.extensions import add_extension
+    from sdboot.mask import mask
 
     root = _root(webui)
     path, url = add_extension(root, what)
-    console().print(f"cloned {url} into {path.relative_to(root)}; restart the WebUI to load "
-                    "it", markup=False, highlight=False)
+    console().print(f"cloned {mask(url)} into {path.relative_to(root.resolve())}; restart "
+                    "the WebUI to load it", markup=False, highlight=False)
 
 
 @ext_app.command("list")
@@ -199,11 +214,13 @@ def ext_list(
     """Installed extensions and their commits."""
     from sdboot.cli.common import console
     from sdboot.extensions import list_extensions
+    from sdboot.mask import mask
 
     con = console()
     rows = list_extensions(_root(webui))
     if not rows:
         con.print("No extensions.")
     for name, commit, origin in rows:
-        con.print(f"{name:<40} {commit[:10] if commit else '-':<10}  {origin or ''}",
+        con.print(f"{mask(name):<40} {commit[:10] if commit else '-':<10}  "
+                  f"{mask(origin or '')}",
                   markup=False, highlight=False)

@@ -7,7 +7,6 @@ from the profile with pip."""
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 
 from sdboot.envs import env_python
 from sdboot.errors import SdbootError
+from sdboot.fsutil import remove_tree
 from sdboot.runner import Runner
 
 DROPPED = {"pytorch", "torch", "torchvision", "torchaudio", "cudatoolkit", "pytorch-cuda",
@@ -124,6 +124,7 @@ class CondaEnv:
         if self.prefix is None:
             self.prefix = self._named_prefix(runner)
 
-    def remove(self) -> None:
+    def remove(self, root: Path | None = None) -> None:
+        """Delete the environment; only inside `root` (default: the folder holding it)."""
         if self.prefix is not None and self.prefix.exists():
-            shutil.rmtree(self.prefix)
+            remove_tree(root or self.prefix.parent, self.prefix, "the environment folder")

@@ -5,13 +5,13 @@ find_python() looks for it the ways users have it: the Windows launcher (`py -3.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from sdboot.envs import env_python
 from sdboot.errors import SdbootError
+from sdboot.fsutil import remove_tree
 from sdboot.runner import Runner, which
 
 VERSION_CHECK = "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"
@@ -82,6 +82,7 @@ class VenvEnv:
                               "on Debian/Ubuntu install python3.X-venv; or use --env conda",
                               exit_code=1)
 
-    def remove(self) -> None:
+    def remove(self, root: Path | None = None) -> None:
+        """Delete the environment; only inside `root` (default: the folder holding it)."""
         if self.prefix.exists():
-            shutil.rmtree(self.prefix)
+            remove_tree(root or self.prefix.parent, self.prefix, "the environment folder")
