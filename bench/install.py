@@ -56,8 +56,8 @@ def main() -> None:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="sdboot-bench-"))
     world = build_local_world(base / "world")
-    from sdboot.envs.venv import find_python
-    from sdboot.runner import Runner
+    from sdboot.io.runner import Runner
+    from sdboot.machine.envs.venv import find_python
 
     python310 = str(find_python("3.10", Runner()))  # the one sdboot uses too
     results: dict[str, list[float]] = {"baseline": [], "uv": [], "pip": [], "noop": []}

@@ -20,15 +20,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sdboot.packages import (  # noqa: E402
+from sdboot.io.runner import Runner  # noqa: E402
+from sdboot.stack.packages import (  # noqa: E402
     choose_installer,
     install_stack,
     plan_stack_install,
     write_constraints,
 )
-from sdboot.profiles import load_profiles  # noqa: E402
-from sdboot.runner import Runner  # noqa: E402
-from sdboot.verify import run_probe  # noqa: E402
+from sdboot.stack.profiles import load_profiles  # noqa: E402
+from sdboot.stack.verdict import run_probe  # noqa: E402
 from tests.world.index import build_world_index, overlay_profiles  # noqa: E402
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sdboot.health import Candidate, run_health  # noqa: E402
-from sdboot.rewrite import rewrite_text  # noqa: E402
+from sdboot.mirrors.health import Candidate, run_health  # noqa: E402
+from sdboot.mirrors.rewrite import rewrite_text  # noqa: E402
 from tests.world.githost import GitHost, closed_port, make_bare_repo  # noqa: E402
 from tests.world.launchfiles import POST_V13_UTILS  # noqa: E402
 

@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sdboot.models import classify_file  # noqa: E402
-from sdboot.net import download  # noqa: E402
+from sdboot.addons.models import classify_file  # noqa: E402
+from sdboot.io.net import download  # noqa: E402
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):

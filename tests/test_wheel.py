@@ -45,6 +45,6 @@ def test_wheel_installs_and_finds_its_data(tmp_path):
     res = subprocess.run([str(venv / "bin" / "sdboot"), "profiles", "list", "--json"],
                          capture_output=True, text=True, cwd=work, env=env, check=True)
     assert '"torch1.13.1-cu117"' in res.stdout
-    where = subprocess.run([str(py), "-c", "import sdboot.datafile as d; print(d.data_dir())"],
+    where = subprocess.run([str(py), "-c", "import sdboot.io.datafile as d; print(d.data_dir())"],
                            capture_output=True, text=True, cwd=work, env=env, check=True)
     assert str(venv) in where.stdout and os.fspath(ROOT) not in where.stdout

@@ -1,6 +1,6 @@
 """Output helpers shared by the commands: the two-line error, JSON on stdout, and the rich
 console (stderr when --json is given, so stdout carries only the document). All three pass
-what they show through sdboot.mask: a credential in a mirror URL, a flag or the environment
+what they show through sdboot.io.mask: a credential in a mirror URL, a flag or the environment
 never reaches the screen (the commands themselves still use the real values)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
-from sdboot.mask import mask, mask_obj
+from sdboot.io.mask import mask, mask_obj
 
 if TYPE_CHECKING:
     from rich.console import Console

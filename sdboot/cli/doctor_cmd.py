@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from sdboot.cli.common import console, emit_json
+        from sdboot.cli.render import render_doctor, render_fix_plan
         from sdboot.doctor import (
             apply_fixes,
             automatic_fixes,
@@ -56,7 +57,6 @@ def register(app: typer.Typer) -> None:
         )
         from sdboot.doctor.facts import DoctorFacts
         from sdboot.errors import SdbootError
-        from sdboot.report import render_doctor, render_fix_plan
 
         codes = parse_only(only)
         root = find_webui(webui_dir)
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
                               "run inside the WebUI folder, give WEBUI_DIR, or --python PATH")
         facts = DoctorFacts(root, python, profile, offline)
         if profile is not None:  # an unknown name is bad input, before any check runs
-            from sdboot.profiles import get_profile
+            from sdboot.stack.profiles import get_profile
 
             get_profile(facts.profiles, profile)
         con = console(json_out)

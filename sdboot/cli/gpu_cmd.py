@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
         error: the command exits 0 with an empty list.
         """
         from sdboot.cli.common import console, emit_json
-        from sdboot.gpu import detect_gpu
-        from sdboot.report import render_gpu
+        from sdboot.cli.render import render_gpu
+        from sdboot.machine.gpu import detect_gpu
 
         info = detect_gpu()
         if json_out:

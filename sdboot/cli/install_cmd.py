@@ -17,7 +17,7 @@ def check_webui_repo(value: str) -> str:
     from urllib.parse import urlsplit
 
     from sdboot.errors import SdbootError
-    from sdboot.mirrors import shown_value
+    from sdboot.mirrors.loading import shown_value
 
     hint = ("give the repository's URL (https://github.com/OWNER/REPO.git) or an existing "
             "local folder")
@@ -87,11 +87,11 @@ def register(app: typer.Typer) -> None:
         import time
 
         from sdboot.cli.common import console, emit_json, print_error
-        from sdboot.datafile import cache_dir
-        from sdboot.gitops import check_ref
-        from sdboot.install import InstallOptions, InstallRun
-        from sdboot.progress import make_ui
-        from sdboot.runner import Runner
+        from sdboot.cli.progress import make_ui
+        from sdboot.install.run import InstallOptions, InstallRun
+        from sdboot.io.datafile import cache_dir
+        from sdboot.io.git import check_ref
+        from sdboot.io.runner import Runner
 
         if webui_repo is not None:
             check_webui_repo(webui_repo)

@@ -42,9 +42,9 @@ def register(app: typer.Typer) -> None:
         from sdboot.cli import PASSTHROUGH
         from sdboot.cli.common import console, print_error
         from sdboot.errors import SdbootError
-        from sdboot.launcher import LaunchRequest, hand_over, prepare_launch
-        from sdboot.mask import mask, mask_env
-        from sdboot.runner import Runner, shown
+        from sdboot.io.mask import mask, mask_env
+        from sdboot.io.runner import Runner, shown
+        from sdboot.launch.guard import LaunchRequest, hand_over, prepare_launch
 
         chosen = [f for f, on in (("--medvram", medvram), ("--lowvram", lowvram),
                                   ("auto", auto)) if on]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from sdboot.mirrors import MirrorTable, Selection
+    from sdboot.mirrors.table import MirrorTable, Selection
 
 mirror_app = typer.Typer(
     help="Mirrors for GitHub, the package index, PyTorch wheels, Hugging Face and conda "
@@ -29,8 +29,8 @@ def list_mirrors(
 ) -> None:
     """The mirror table: shipped entries and yours ($SDBOOT_CONFIG_DIR/mirrors.yaml)."""
     from sdboot.cli.common import console, emit_json
-    from sdboot.mirrors import load_mirrors
-    from sdboot.report import render_mirror_list
+    from sdboot.cli.render import render_mirror_list
+    from sdboot.mirrors.loading import load_mirrors
 
     table = load_mirrors()
     if json_out:
@@ -62,10 +62,11 @@ def test_mirrors(
     import time
 
     from sdboot.cli.common import console, emit_json
+    from sdboot.cli.render import render_health
     from sdboot.errors import SdbootError
-    from sdboot.health import choose_auto, plan_candidates, rank, run_health, save_cache
-    from sdboot.mirrors import GROUPS, load_mirrors
-    from sdboot.report import render_health
+    from sdboot.mirrors.health import choose_auto, plan_candidates, rank, run_health, save_cache
+    from sdboot.mirrors.loading import load_mirrors
+    from sdboot.mirrors.table import GROUPS
 
     groups = tuple(kind) or GROUPS
     bad = [g for g in groups if g not in GROUPS]
@@ -95,8 +96,8 @@ def _selection(mirror: str | None, github: str | None, pypi: str | None, torch: 
                ) -> tuple[MirrorTable, Selection, list[str]]:
     from dataclasses import replace
 
-    from sdboot.health import auto_select
-    from sdboot.mirrors import load_mirrors, select
+    from sdboot.mirrors.health import auto_select
+    from sdboot.mirrors.loading import load_mirrors, select
 
     table = load_mirrors()
     reasons: list[str] = []
@@ -144,9 +145,9 @@ def apply(
     exactly.
     """
     from sdboot.cli.common import console
+    from sdboot.cli.render import render_apply
     from sdboot.errors import SdbootError
-    from sdboot.mirror_apply import apply_env, apply_rewrite, webui_root
-    from sdboot.report import render_apply
+    from sdboot.mirrors.apply import apply_env, apply_rewrite, webui_root
 
     if mode not in ("env", "rewrite"):
         raise SdbootError(f"unknown --mode '{mode}'", "use env or rewrite")
@@ -174,8 +175,8 @@ def revert_cmd(
     removing the proxy prefixes from its GitHub URLs.
     """
     from sdboot.cli.common import console
-    from sdboot.mirror_apply import revert, webui_root
-    from sdboot.mirrors import load_mirrors
+    from sdboot.mirrors.apply import revert, webui_root
+    from sdboot.mirrors.loading import load_mirrors
 
     root = webui_root(webui_dir)
     result = revert(root, load_mirrors(), force)
@@ -196,9 +197,10 @@ def status_cmd(
     """What mirroring is applied to a WebUI: a launch-file rewrite (by sdboot or by hand),
     and the env block in webui-user.sh / .bat."""
     from sdboot.cli.common import console, emit_json
-    from sdboot.mirror_apply import status, webui_root
-    from sdboot.mirrors import load_mirrors
-    from sdboot.report import render_mirror_status
+    from sdboot.cli.render import render_mirror_status
+    from sdboot.mirrors.apply import webui_root
+    from sdboot.mirrors.loading import load_mirrors
+    from sdboot.mirrors.status import status
 
     root = webui_root(webui_dir)
     doc = status(root, load_mirrors())

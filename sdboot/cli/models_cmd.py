@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
 def _root(webui: Path | None) -> Path:
     from sdboot.errors import SdbootError
-    from sdboot.webui import is_webui
+    from sdboot.webui.folder import is_webui
 
     root = (webui or Path.cwd()).expanduser().resolve()
     if not is_webui(root):
@@ -33,7 +33,7 @@ def _root(webui: Path | None) -> Path:
 def _fetch_json(url: str, headers: dict[str, str]) -> Any:
     import json
 
-    from sdboot.net import fetch_head
+    from sdboot.io.net import fetch_head
 
     res = fetch_head(url, 20.0, max_bytes=4 * 1024 * 1024, headers=headers)
     try:
@@ -74,11 +74,13 @@ def add(
     """
     import re
 
+    from sdboot.addons.models import ModelType, short_hash
+    from sdboot.addons.placing import fetch, place, shown_path
+    from sdboot.addons.sources import plan_source
     from sdboot.cli.common import console
     from sdboot.errors import SdbootError
-    from sdboot.mask import mask
-    from sdboot.mirrors import is_loopback
-    from sdboot.models import ModelType, fetch, place, plan_source, short_hash, shown_path
+    from sdboot.io.mask import mask
+    from sdboot.mirrors.loading import is_loopback
 
     root = _root(webui)
     wanted = None if kind == "auto" else kind
@@ -94,8 +96,8 @@ def add(
     else:
         import os
 
-        from sdboot.mirror_apply import webui_selection
-        from sdboot.mirrors import load_mirrors
+        from sdboot.mirrors.loading import load_mirrors
+        from sdboot.mirrors.status import webui_selection
 
         env = dict(os.environ)
         hf = webui_selection(root, load_mirrors()).hf
@@ -168,8 +170,9 @@ def list_models_cmd(
 ) -> None:
     """Models with type, size, folder and the short hash the WebUI and Civitai show (the
     first 10 hex digits of the sha256; cached until the file changes)."""
+    from sdboot.addons.models import short_hash
+    from sdboot.addons.placing import list_models
     from sdboot.cli.common import console, emit_json
-    from sdboot.models import list_models, short_hash
 
     root = _root(webui)
     entries = list_models(root, hashes=not no_hash)
@@ -197,9 +200,9 @@ def ext_add(
     """Clone an extension into extensions/, through the WebUI's mirror (env mode). The
     folder name comes from the URL and must be a plain name; a credential in the URL is
     never printed."""
+    from sdboot.addons.extensions import add_extension
     from sdboot.cli.common import console
-    from sdboot.extensions import add_extension
-    from sdboot.mask import mask
+    from sdboot.io.mask import mask
 
     root = _root(webui)
     path, url = add_extension(root, what)
@@ -212,9 +215,9 @@ def ext_list(
     webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help="The WebUI folder."),
 ) -> None:
     """Installed extensions and their commits."""
+    from sdboot.addons.extensions import list_extensions
     from sdboot.cli.common import console
-    from sdboot.extensions import list_extensions
-    from sdboot.mask import mask
+    from sdboot.io.mask import mask
 
     con = console()
     rows = list_extensions(_root(webui))

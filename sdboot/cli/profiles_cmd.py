@@ -36,9 +36,9 @@ def register(app: typer.Typer) -> None:
         the profile made for the WebUI version wins, else the newest that fits.
         """
         from sdboot.cli.common import console, emit_json, print_error
+        from sdboot.cli.render import render_resolution
         from sdboot.errors import SdbootError
-        from sdboot.report import render_resolution
-        from sdboot.resolve import resolve_for_machine
+        from sdboot.stack.resolve import resolve_for_machine
 
         if webui is not None and webui_version is not None:
             raise SdbootError("--webui and --webui-version both given",
@@ -60,8 +60,8 @@ def list_profiles(
 ) -> None:
     """List the shipped profiles and those in $SDBOOT_CONFIG_DIR/profiles."""
     from sdboot.cli.common import console, emit_json
-    from sdboot.profiles import load_profiles
-    from sdboot.report import render_profiles
+    from sdboot.cli.render import render_profiles
+    from sdboot.stack.profiles import load_profiles
 
     profiles = sorted(load_profiles().values(), key=lambda p: p.name)
     if json_out:
@@ -78,8 +78,8 @@ def show_profile(
 ) -> None:
     """Show one profile: pins, wheel index, GPU architectures, Python and driver needs."""
     from sdboot.cli.common import console, emit_json
-    from sdboot.profiles import get_profile, load_profiles
-    from sdboot.report import render_profile
+    from sdboot.cli.render import render_profile
+    from sdboot.stack.profiles import get_profile, load_profiles
 
     prof = get_profile(load_profiles(), name)
     if json_out:

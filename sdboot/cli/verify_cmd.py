@@ -27,8 +27,8 @@ def register(app: typer.Typer) -> None:
         this GPU, with the exact command that fixes it.
         """
         from sdboot.cli.common import console, emit_json
-        from sdboot.report import render_verdict
-        from sdboot.verify_run import run_verify
+        from sdboot.cli.render import render_verdict
+        from sdboot.stack.verify_run import run_verify
 
         verdict, doc = run_verify(webui_dir, python)
         if json_out:

@@ -23,8 +23,8 @@ from sdboot.doctor import (
 from sdboot.doctor.engine import Check, CheckResult, Summary, run_checks, summarize
 from sdboot.doctor.facts import DoctorFacts
 from sdboot.errors import SdbootError
-from sdboot.model import Finding
-from sdboot.runner import Runner, quote
+from sdboot.io.runner import Runner, quote
+from sdboot.values import Finding
 
 CHECKS: list[Check] = [system.CHECK, gpu.CHECK, environment.CHECK, stack.CHECK,
                        requirements.CHECK, checkout.CHECK, network.CHECK, models.CHECK]
@@ -92,7 +92,7 @@ def parse_only(text: str | None) -> set[str] | None:
 
 def find_webui(webui_dir: Path | None) -> Path | None:
     """WEBUI_DIR, else the current folder when it holds a WebUI."""
-    from sdboot.webui import is_webui
+    from sdboot.webui.folder import is_webui
 
     if webui_dir is not None:
         return webui_dir.expanduser().resolve()

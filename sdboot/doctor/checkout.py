@@ -13,18 +13,18 @@ from pathlib import Path
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
-from sdboot.gitops import origin_url, refused_ownership
-from sdboot.model import Finding, Fix, Severity
-from sdboot.runner import which
+from sdboot.io.git import origin_url, refused_ownership
+from sdboot.io.runner import which
+from sdboot.values import Finding, Fix, Severity
 
 _HEX = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
-_REMOVE = ("import sys; from pathlib import Path; from sdboot.fsutil import remove_tree; "
+_REMOVE = ("import sys; from pathlib import Path; from sdboot.io.files import remove_tree; "
            "remove_tree(Path(sys.argv[1]), Path(sys.argv[2]), 'checkout')")
 
 
 def _mirror_args(facts: DoctorFacts) -> list[str]:
     """The mirrors already in use, so that a fix keeps them."""
-    from sdboot.mirror_apply import webui_selection
+    from sdboot.mirrors.status import webui_selection
 
     assert facts.webui_dir is not None
     chosen = webui_selection(facts.webui_dir, facts.mirrors).chosen()
@@ -33,7 +33,7 @@ def _mirror_args(facts: DoctorFacts) -> list[str]:
 
 
 def _rewrite_finding(facts: DoctorFacts) -> Finding | None:
-    from sdboot.mirror_apply import status
+    from sdboot.mirrors.status import status
 
     assert facts.webui_dir is not None
     doc = status(facts.webui_dir, facts.mirrors)
@@ -59,9 +59,9 @@ def _rewrite_finding(facts: DoctorFacts) -> Finding | None:
 
 
 def _dead_repo_findings(facts: DoctorFacts) -> list[Finding]:
-    from sdboot.mirror_env import read_block
-    from sdboot.mirrors import canonical_url, substitute
-    from sdboot.webui import parse_env_defaults
+    from sdboot.mirrors.env import read_block
+    from sdboot.mirrors.table import canonical_url, substitute
+    from sdboot.webui.folder import parse_env_defaults
 
     assert facts.webui_dir is not None
     subs = facts.mirrors.substitutions
@@ -193,7 +193,7 @@ def read_head(repo: Path) -> str | None:
 
 def _setting(facts: DoctorFacts, name: str, defaults: dict[str, str]) -> str | None:
     """What the WebUI will use: the environment, webui-user, then the launch file."""
-    from sdboot.webui import read_user_vars
+    from sdboot.webui.folder import read_user_vars
 
     assert facts.webui_dir is not None
     return os.environ.get(name) or read_user_vars(facts.webui_dir).get(name) \
@@ -203,8 +203,8 @@ def _setting(facts: DoctorFacts, name: str, defaults: dict[str, str]) -> str | N
 def _clone_argv(facts: DoctorFacts, url: str, dest: Path) -> tuple[str, ...]:
     """git clone of the upstream URL through the WebUI's GitHub mirror, process-scoped
     (url.<mirror>.insteadOf), so that `origin` stays the upstream URL."""
-    from sdboot.mirror_apply import webui_selection
-    from sdboot.mirrors import git_rewrites
+    from sdboot.mirrors.status import webui_selection
+    from sdboot.mirrors.table import git_rewrites
 
     assert facts.webui_dir is not None
     sel = webui_selection(facts.webui_dir, facts.mirrors)
@@ -218,8 +218,8 @@ def incomplete_findings(facts: DoctorFacts) -> list[Finding]:
     than the one the launch file pins; empty or commit-less extensions/ folders. The
     WebUI's git_clone skips an existing folder (or runs git in it, which then climbs up
     to the WebUI's own repository), so it never repairs one."""
-    from sdboot.mirrors import substitute
-    from sdboot.webui import parse_clone_pins, parse_env_defaults
+    from sdboot.mirrors.table import substitute
+    from sdboot.webui.folder import parse_clone_pins, parse_env_defaults
 
     assert facts.webui_dir is not None
     root = facts.webui_dir

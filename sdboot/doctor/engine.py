@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sdboot.model import Finding, Severity, StrEnum
+from sdboot.values import Finding, Severity, StrEnum
 
 if TYPE_CHECKING:
     from sdboot.doctor.facts import DoctorFacts

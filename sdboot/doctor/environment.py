@@ -8,7 +8,7 @@ from pathlib import Path
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
 from sdboot.errors import SdbootError
-from sdboot.model import Finding, Fix, Severity
+from sdboot.values import Finding, Fix, Severity
 
 # The WebUI (A1111 v1.x, Forge) is tested on 3.10; its pinned packages (e.g. torch 2.1.2,
 # the tokenizers and scikit-image pins) have no wheels for 3.12+.
@@ -21,9 +21,10 @@ LOST = ("lost: packages sdboot did not put there (the WebUI installs its require
 def recreate_fix(facts: DoctorFacts, prefix: Path) -> Fix:
     """A new venv at the same place from a working Python 3.10 (the recorded base Python
     when it still runs), then the expected stack with its dependencies."""
-    from sdboot.envs import env_python
-    from sdboot.envs.venv import find_python
-    from sdboot.verify import interpreter_fails, stack_install_fix
+    from sdboot.machine.envs import env_python
+    from sdboot.machine.envs.venv import find_python
+    from sdboot.stack.broken_env import interpreter_fails
+    from sdboot.stack.verdict import stack_install_fix
 
     webui = str(facts.webui_dir) if facts.webui_dir is not None else "WEBUI_DIR"
     if (prefix / "conda-meta").is_dir():
@@ -53,7 +54,7 @@ def recreate_fix(facts: DoctorFacts, prefix: Path) -> Fix:
 
 
 def _broken(facts: DoctorFacts) -> Finding | None:
-    from sdboot.verify import env_broken_finding
+    from sdboot.stack.broken_env import env_broken_finding
 
     broken = facts.broken_env
     if broken is None:

@@ -11,12 +11,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sdboot.envs import env_python, locate_env
 from sdboot.errors import SdbootError
-from sdboot.gitops import GitInfo
-from sdboot.mirrors import MirrorTable
-from sdboot.model import GpuInfo, HostFacts, Profile, WebuiFacts
-from sdboot.runner import Runner
+from sdboot.io.git import GitInfo
+from sdboot.io.runner import Runner
+from sdboot.machine.envs import env_python, locate_env
+from sdboot.mirrors.table import MirrorTable
+from sdboot.values import GpuInfo, HostFacts, Profile, WebuiFacts
 
 
 @dataclass
@@ -30,13 +30,13 @@ class DoctorFacts:
     # -- the WebUI -----------------------------------------------------------------------
     @cached_property
     def is_webui(self) -> bool:
-        from sdboot.webui import is_webui
+        from sdboot.webui.folder import is_webui
 
         return self.webui_dir is not None and is_webui(self.webui_dir)
 
     @cached_property
     def webui(self) -> WebuiFacts | None:
-        from sdboot.webui import detect_webui
+        from sdboot.webui.folder import detect_webui
 
         if not self.is_webui or self.webui_dir is None:
             return None
@@ -44,7 +44,7 @@ class DoctorFacts:
 
     @cached_property
     def record(self) -> dict[str, Any]:
-        from sdboot.record import read_record
+        from sdboot.webui.record import read_record
 
         if not self.is_webui or self.webui_dir is None:
             return {}
@@ -55,7 +55,7 @@ class DoctorFacts:
 
     @cached_property
     def launch_text(self) -> str | None:
-        from sdboot.webui import launch_file
+        from sdboot.webui.folder import launch_file
 
         if not self.is_webui or self.webui_dir is None:
             return None
@@ -85,7 +85,7 @@ class DoctorFacts:
     def probe(self) -> dict[str, Any] | None:
         """One probe subprocess, shared by every check. None when there is no interpreter;
         {"error": ...} when it does not run."""
-        from sdboot.verify import run_probe
+        from sdboot.stack.verdict import run_probe
 
         python, _ = self.python
         if python is None:
@@ -100,7 +100,7 @@ class DoctorFacts:
         """(prefix, why) when the WebUI's environment exists but its interpreter cannot
         start (base Python gone or moved, a dangling bin/python, a conda env without its
         python); found without a working interpreter, so also when `python` is None."""
-        from sdboot.verify import env_prefix, find_broken_env, interpreter_fails
+        from sdboot.stack.broken_env import env_prefix, find_broken_env, interpreter_fails
 
         python, _ = self.python
         recorded = (self.record.get("env") or {}).get("prefix")
@@ -114,7 +114,7 @@ class DoctorFacts:
     @cached_property
     def webui_env(self) -> dict[str, str]:
         """What webui-user.sh / .bat sets for the WebUI (CUDA_VISIBLE_DEVICES, ...)."""
-        from sdboot.verify import webui_user_exports
+        from sdboot.stack.broken_env import webui_user_exports
 
         return webui_user_exports(self.webui_dir) if self.is_webui else {}
 
@@ -128,26 +128,26 @@ class DoctorFacts:
 
     @cached_property
     def numpy_pin(self) -> str | None:
-        from sdboot.verify import webui_numpy_pin
+        from sdboot.stack.verdict import webui_numpy_pin
 
         return webui_numpy_pin(self.webui_dir) if self.is_webui else None
 
     # -- the machine ---------------------------------------------------------------------
     @cached_property
     def host(self) -> HostFacts:
-        from sdboot.gpu import detect_host
+        from sdboot.machine.gpu import detect_host
 
         return detect_host()
 
     @cached_property
     def gpu(self) -> GpuInfo:
-        from sdboot.gpu import detect_gpu
+        from sdboot.machine.gpu import detect_gpu
 
         return detect_gpu(self.runner, self.host)
 
     @cached_property
     def profiles(self) -> dict[str, Profile]:
-        from sdboot.profiles import load_profiles
+        from sdboot.stack.profiles import load_profiles
 
         return load_profiles()
 
@@ -155,8 +155,9 @@ class DoctorFacts:
     def expected(self) -> tuple[Profile | None, str]:
         """CONTRACT order: the install record, --profile, the launch file's pins, the
         resolver."""
-        from sdboot.profiles import get_profile, resolve_profile
-        from sdboot.verify import expected_profile
+        from sdboot.stack.fit import resolve_profile
+        from sdboot.stack.profiles import get_profile
+        from sdboot.stack.verdict import expected_profile
 
         recorded = self.record.get("profile")
         if recorded in self.profiles:
@@ -172,12 +173,12 @@ class DoctorFacts:
 
     @cached_property
     def mirrors(self) -> MirrorTable:
-        from sdboot.mirrors import load_mirrors
+        from sdboot.mirrors.loading import load_mirrors
 
         return load_mirrors()
 
     def git(self) -> GitInfo:
-        from sdboot.gitops import detect_git
+        from sdboot.io.git import detect_git
 
         return detect_git(self.runner)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
-from sdboot.flags import vram_flags
-from sdboot.model import Finding, Fix, Severity, Vendor
+from sdboot.values import Finding, Fix, Severity, Vendor
+from sdboot.webui.flags import vram_flags
 
 
 def run(facts: DoctorFacts) -> Outcome:

@@ -8,22 +8,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from sdboot.addons.damaged import QUARANTINE, real_file_hint
+from sdboot.addons.models import FOLDERS, Inspection, ModelType, inspect_model, model_files
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
-from sdboot.model import Finding, Fix, Severity
-from sdboot.models import (
-    FOLDERS,
-    QUARANTINE,
-    Inspection,
-    ModelType,
-    inspect_model,
-    model_files,
-    real_file_hint,
-)
+from sdboot.values import Finding, Fix, Severity
 
 # The fixes run through the runner as commands; both refuse to replace an existing file
-# and prove their paths inside the WebUI (sdboot.models.fix_command).
-_FIX = "import sys; from sdboot.models import fix_command; sys.exit(fix_command(sys.argv[1:]))"
+# and prove their paths inside the WebUI (sdboot.addons.damaged.fix_command).
+_FIX = ("import sys; from sdboot.addons.damaged import fix_command; "
+        "sys.exit(fix_command(sys.argv[1:]))")
 # Folders the WebUI loads models from beyond FOLDERS (the Lora extension reads LyCORIS too).
 EXTRA_FOLDERS = ("models/LyCORIS",)
 

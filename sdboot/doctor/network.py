@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
-from sdboot.model import Finding, Fix, Severity
+from sdboot.values import Finding, Fix, Severity
 
 DEADLINE_S = 5.0
 NAMES = {"github": "GitHub", "pypi": "the package index", "torch": "the PyTorch wheel index",
@@ -18,7 +18,8 @@ NAMES = {"github": "GitHub", "pypi": "the package index", "torch": "the PyTorch 
 
 def _configured(facts: DoctorFacts) -> dict[str, str]:
     """group -> mirror name in use for this WebUI (env block, install record, rewrite)."""
-    from sdboot.mirror_apply import read_state, webui_selection
+    from sdboot.mirrors.apply import read_state
+    from sdboot.mirrors.status import webui_selection
 
     if not facts.is_webui or facts.webui_dir is None:
         return {}
@@ -67,8 +68,8 @@ def missing_hf_files(facts: DoctorFacts, user_vars: dict[str, str]) -> list[str]
 
 
 def _hf_finding(facts: DoctorFacts, error: str | None) -> Finding | None:
-    from sdboot.mirror_apply import webui_selection
-    from sdboot.webui import read_user_vars
+    from sdboot.mirrors.status import webui_selection
+    from sdboot.webui.folder import read_user_vars
 
     if not facts.is_webui or facts.webui_dir is None:
         return None
@@ -95,7 +96,7 @@ def _hf_finding(facts: DoctorFacts, error: str | None) -> Finding | None:
 
 
 def run(facts: DoctorFacts) -> Outcome:
-    from sdboot.health import UPSTREAM, plan_candidates, run_health
+    from sdboot.mirrors.health import UPSTREAM, plan_candidates, run_health
 
     configured = _configured(facts)
     cands = [c for c in plan_candidates(facts.mirrors, tuple(NAMES))

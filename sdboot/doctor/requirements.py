@@ -15,7 +15,7 @@ from packaging.version import InvalidVersion, Version
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
-from sdboot.model import Finding, Fix, Severity
+from sdboot.values import Finding, Fix, Severity
 
 STACK = frozenset({"torch", "torchvision", "xformers"})  # the torch check's business
 # (variable, module the WebUI looks for with is_installed(), distribution names)
@@ -76,7 +76,7 @@ def _setting(facts: DoctorFacts, name: str, defaults: dict[str, str]) -> str | N
 
 def _pip_tail(facts: DoctorFacts) -> list[str]:
     """sdboot's constraints (the pinned torch stays) and the WebUI's package mirror."""
-    from sdboot.mirror_apply import webui_selection
+    from sdboot.mirrors.status import webui_selection
 
     assert facts.webui_dir is not None
     tail = ["--prefer-binary"]
@@ -98,7 +98,7 @@ def requirements_file(facts: DoctorFacts, defaults: dict[str, str]) -> Path | No
 
 def unmet_findings(facts: DoctorFacts, python: Path, dists: dict[str, str],
                    defaults: dict[str, str]) -> list[Finding]:
-    from sdboot.webui import parse_requirements
+    from sdboot.webui.folder import parse_requirements
 
     path = requirements_file(facts, defaults)
     if path is None:
@@ -139,7 +139,7 @@ def _is_source(spec: str) -> bool:
 
 def _build_constraint_ok(facts: DoctorFacts) -> tuple[bool, str | None]:
     """(a build constraint keeps setuptools below 82, the variable that sets one)."""
-    from sdboot.webui import parse_requirements
+    from sdboot.webui.folder import parse_requirements
 
     assert facts.webui_dir is not None
     for var in ("PIP_BUILD_CONSTRAINT", "UV_BUILD_CONSTRAINT"):
@@ -190,8 +190,8 @@ def build_findings(facts: DoctorFacts, python: Path, dists: dict[str, str], tops
                "setuptools (82 or later since 2026-02)"
                + (f", and {setter} does not keep setuptools below 82" if setter
                   else ", and no PIP_BUILD_CONSTRAINT is set"))
-    from sdboot.mirror_apply import webui_selection
-    from sdboot.mirror_env import plan_mirror_env
+    from sdboot.mirrors.env import plan_mirror_env
+    from sdboot.mirrors.status import webui_selection
 
     assert facts.webui_dir is not None
     mirrored = plan_mirror_env(webui_selection(facts.webui_dir, facts.mirrors), facts.mirrors,
@@ -214,7 +214,7 @@ def build_findings(facts: DoctorFacts, python: Path, dists: dict[str, str], tops
 
 
 def run(facts: DoctorFacts) -> Outcome:
-    from sdboot.webui import parse_env_defaults
+    from sdboot.webui.folder import parse_env_defaults
 
     if not facts.is_webui or facts.webui_dir is None:
         return Outcome("no WebUI folder", skipped=True)

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
-from sdboot.model import Severity
-from sdboot.verify import assess_stack
+from sdboot.stack.verdict import assess_stack
+from sdboot.values import Severity
 
 CODES = ("cpu-torch", "torch-missing", "torch-import-error", "torch-drift",
          "xformers-mismatch", "driver-too-old", "gpu-arch-unsupported", "cuda-unavailable",

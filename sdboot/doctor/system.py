@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
-from sdboot.model import Finding, Fix, Severity
+from sdboot.values import Finding, Fix, Severity
 
 DISK_WARN_GB = 10.0  # a checkpoint is 2-7 GB; the WebUI unpacks more into its folder
 

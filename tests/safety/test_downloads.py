@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CliResult, run_cli
-from tests.test_doctor import LORA_KEYS
+from tests.doctor.test_doctor import LORA_KEYS
 from tests.world.githost import closed_port
 
 Handler = http.server.BaseHTTPRequestHandler
@@ -422,8 +422,9 @@ def small_tmpfs(where: Path) -> Iterator[bool]:
 
 def _in_process_add(scene: dict[str, Path], url: str) -> tuple[int, str, str]:
     """`models add URL` in this process (for a fault only this process can inject)."""
+    from sdboot.addons.placing import fetch
+    from sdboot.addons.sources import plan_source
     from sdboot.errors import SdbootError
-    from sdboot.models import fetch, plan_source
 
     try:
         fetch(scene["webui"].resolve(), plan_source(url, {}), None)
@@ -445,9 +446,9 @@ def test_a_full_disk_keeps_the_part_and_says_how_much_is_needed(
             assert str(part) in err or "big.safetensors.part" in err
             assert part.is_file() and 0 < part.stat().st_size < len(data)
         else:
-            import sdboot.net
+            import sdboot.io.net
 
-            real = sdboot.net.open_nofollow
+            real = sdboot.io.net.open_nofollow
 
             class Full:
                 def __init__(self, fh: object) -> None:
@@ -463,7 +464,7 @@ def test_a_full_disk_keeps_the_part_and_says_how_much_is_needed(
                 def close(self) -> None:
                     self.fh.close()  # type: ignore[attr-defined]
 
-            monkeypatch.setattr(sdboot.net, "open_nofollow",
+            monkeypatch.setattr(sdboot.io.net, "open_nofollow",
                                 lambda p, m="wb": Full(real(p, m)))
             code, message, hint = _in_process_add(scene, server.url("/big.safetensors"))
             assert code == 1 and "disk is full" in message and "kept" in message
@@ -484,12 +485,12 @@ def test_an_unwritable_downloads_folder_is_a_clear_error(
             downloads.chmod(0o700)
         two_lines(res, 1, "cannot write", "writable")
     else:  # root ignores file modes: the OS error is injected where the file is opened
-        import sdboot.net
+        import sdboot.io.net
 
         def denied(path: Path, mode: str = "wb") -> object:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-        monkeypatch.setattr(sdboot.net, "open_nofollow", denied)
+        monkeypatch.setattr(sdboot.io.net, "open_nofollow", denied)
         code, message, hint = _in_process_add(scene, server.url("/m.safetensors"))
         assert code == 1 and "cannot write" in message and "writable" in hint
     assert placed(scene) == []
@@ -519,7 +520,7 @@ def test_a_token_in_the_url_never_reaches_output_or_file_names(
 
 
 def test_a_civitai_query_token_becomes_a_header_for_civitai_only() -> None:
-    from sdboot.models import plan_source
+    from sdboot.addons.sources import plan_source
 
     seen: dict[str, object] = {}
 

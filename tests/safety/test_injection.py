@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from sdboot import gitops
 from sdboot.errors import SdbootError
-from sdboot.mirror_env import (
+from sdboot.io import git as gitops
+from sdboot.io.runner import Runner
+from sdboot.mirrors.env import (
     MirrorEnv,
     plan_mirror_env,
     read_block,
     render_block,
     upsert_block,
 )
-from sdboot.mirrors import load_mirrors, select
-from sdboot.model import TorchPins
-from sdboot.runner import Runner
+from sdboot.mirrors.loading import load_mirrors, select
+from sdboot.values import TorchPins
 from tests.conftest import ROOT, CliResult, run_cli
 from tests.world.launchfiles import PRE_V13_LAUNCH
 

@@ -20,10 +20,17 @@ from typing import Any
 
 import pytest
 
+from sdboot.addons.models import ModelType, inspect_model, read_pickle_names
+from sdboot.addons.placing import list_models, place
 from sdboot.errors import SdbootError
-from sdboot.models import ModelType, inspect_model, list_models, place, read_pickle_names
 from tests.conftest import run_cli
-from tests.test_doctor import CHECKPOINT_KEYS, EMBEDDING_KEYS, LORA_KEYS, VAE_KEYS, safetensors
+from tests.doctor.test_doctor import (
+    CHECKPOINT_KEYS,
+    EMBEDDING_KEYS,
+    LORA_KEYS,
+    VAE_KEYS,
+    safetensors,
+)
 from tests.world.launchfiles import write_webui
 
 LFS_SHA = "4c" * 32

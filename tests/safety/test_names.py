@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import pytest
 
+from sdboot.addons.sources import plan_source
 from sdboot.errors import SdbootError
-from sdboot.models import plan_source
 from tests.conftest import CliResult, run_cli
 from tests.safety.test_downloads import (
     Hostile,

@@ -3,7 +3,7 @@ credentials (a user overlay with `user:password@` and bare-token mirror URLs, HF
 CIVITAI_TOKEN, --gradio-auth / --api-auth values), runs every command it cheaply can in
 the local world (tests/world/local.py), a real install through the secret mirrors
 included, and greps stdout, stderr and every file sdboot wrote for each secret. Then
-focused unit tests of sdboot.mask."""
+focused unit tests of sdboot.io.mask."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sdboot.mask import MASK, mask, mask_argv, mask_env, mask_obj
-from sdboot.runner import Runner
+from sdboot.io.mask import MASK, mask, mask_argv, mask_env, mask_obj
+from sdboot.io.runner import Runner
 from tests.world.local import ROOT, LocalWorld, build_local_world, sdboot_argv
 
 PASSWORD = "S3cretPw1"
@@ -140,7 +140,7 @@ def test_runner_log_masks_commands_and_output(tmp_path: Path) -> None:
     assert "--gradio-auth '***'" in text or "--gradio-auth ***" in text
 
 
-# --- sdboot.mask -----------------------------------------------------------------------------
+# --- sdboot.io.mask -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("text", "gone"), [

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from sdboot.install import INSTALL_BLOCK, install_block
-from sdboot.mirror_apply import MIRROR_BLOCK, plan_user_file, write_user_files
-from sdboot.mirror_env import MirrorEnv
-from sdboot.mirrors import load_mirrors
-from sdboot.rewrite import rewrite_text
+from sdboot.install.run import INSTALL_BLOCK, install_block
+from sdboot.mirrors.blocks import MIRROR_BLOCK, plan_user_file, write_user_files
+from sdboot.mirrors.env import MirrorEnv
+from sdboot.mirrors.loading import load_mirrors
+from sdboot.mirrors.rewrite import rewrite_text
 from tests.conftest import run_cli
 from tests.world.githost import git
 from tests.world.launchfiles import WEBUI_USER_BAT, WEBUI_USER_SH, write_webui

@@ -1,0 +1,1 @@
+"""What goes into a WebUI after the install: model files and extensions."""

@@ -1,0 +1,125 @@
+"""WebUI extensions: clone into extensions/ through the WebUI's mirror (the same insteadOf
+rules env mode gives the WebUI), with a few well-known names. Their install.py runs at the
+WebUI's next start, under sdboot launch's PIP_CONSTRAINT, so it cannot replace torch."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from sdboot.errors import SdbootError
+from sdboot.io import git as gitops
+from sdboot.io.files import inside, remove_tree, safe_name
+from sdboot.io.mask import mask
+from sdboot.io.runner import Runner
+
+# Names people ask for, and the repositories the WebUI's extension index lists for them.
+KNOWN = {
+    "zh-cn": "https://github.com/dtlnor/stable-diffusion-webui-localization-zh_CN.git",
+    "zh-hans": "https://github.com/dtlnor/stable-diffusion-webui-localization-zh_CN.git",
+    "zh-tw": "https://github.com/benlisquare/stable-diffusion-webui-localization-zh_TW.git",
+    "controlnet": "https://github.com/Mikubill/sd-webui-controlnet.git",
+}
+
+
+def resolve_extension(what: str) -> str:
+    key = what.strip().lower().replace("_", "-")
+    if key in KNOWN:
+        return KNOWN[key]
+    if re.match(r"^(https?://|git@|ssh://)", what):
+        host = (what[4:] if what.startswith("git@") else
+                re.sub(r"^\w+://", "", what)).rpartition("@")[2]
+        if host.startswith("-") or any(ch.isspace() or ord(ch) < 32 for ch in what):
+            raise SdbootError(f"'{mask(what)}' is not a usable git URL",
+                              "give https://HOST/OWNER/REPO(.git)")
+        return what
+    match = re.fullmatch(r"([\w.-]+)/([\w.-]+)", what)  # OWNER/REPO on GitHub
+    if match and not any(p in (".", "..") or p.startswith(("-", ".."))
+                         for p in match.groups()):
+        return f"https://github.com/{what.removesuffix('.git')}.git"
+    raise SdbootError(f"'{mask(what)}' is not a git URL or a known extension name",
+                      f"known names: {', '.join(sorted(KNOWN))}; or OWNER/REPO, or a URL")
+
+
+def extension_name(url: str) -> str:
+    """The folder name for a clone of url: its last path segment without .git, percent-
+    decoded once and then proven a plain name (io.files.safe_name), or SdbootError."""
+    tail = url.rstrip("/")
+    if "://" not in tail and ":" in tail:  # scp-like git@host:owner/repo.git
+        tail = tail.split(":", 1)[1]
+    segment = re.split(r"[/:]", urlsplit(tail).path if "://" in tail else tail)[-1]
+    return safe_name(unquote(segment).removesuffix(".git"), "extension name")
+
+
+def _git_env(root: Path) -> dict[str, str]:
+    """The insteadOf rules of the WebUI's mirror (install record, or mirror apply)."""
+    from sdboot.mirrors.env import existing_git_count, plan_mirror_env
+    from sdboot.mirrors.loading import load_mirrors
+    from sdboot.mirrors.status import webui_selection
+
+    table = load_mirrors()
+    selection = webui_selection(root, table)
+    plan = plan_mirror_env(selection, table, None, None,
+                           git_count_base=existing_git_count(os.environ))
+    return {**os.environ, **{k: v for k, v in plan.vars.items() if k.startswith("GIT_CONFIG")}}
+
+
+def add_extension(root: Path, what: str, runner: Runner | None = None) -> tuple[Path, str]:
+    """Clone an extension into extensions/NAME (through a .NAME.sdboot-partial folder that is
+    renamed when the clone is complete). The name is proven plain and both paths are
+    proven inside extensions/; a partial clone or link left from before is removed inside
+    it only. Returns the clone's path and the URL (may hold a credential: mask it)."""
+    url = resolve_extension(what)
+    name = extension_name(url)
+    folder = root / "extensions"
+    inside(root, folder, "the extensions folder")  # before mkdir: never a folder outside
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SdbootError(f"cannot create {folder}: {exc.strerror or exc}",
+                          "make the WebUI folder writable for this user", exit_code=1) from None
+    base = inside(root, folder, "the extensions folder")
+    if (base / name).is_symlink():
+        raise SdbootError(f"extensions/{name} is a symbolic link",
+                          "sdboot does not clone through a link: remove it or choose "
+                          "another extension", exit_code=1)
+    dest = inside(base, base / name, "the extension's folder")
+    if os.path.lexists(dest):
+        raise SdbootError(f"extensions/{name} is already installed",
+                          f"update it with: git -C {dest} pull")
+    partial = base / f".{name}.sdboot-partial"
+    if os.path.lexists(partial):
+        try:
+            remove_tree(base, partial, "partial clone")  # a link: only the link goes
+        except OSError as exc:
+            raise SdbootError(f"cannot remove the partial clone {partial}: "
+                              f"{exc.strerror or exc}", "remove it yourself, then run the "
+                              "command again", exit_code=1) from None
+    git = shutil.which("git")
+    if git is None:
+        raise SdbootError("git is not installed", "install git, then run again", exit_code=1)
+    try:
+        gitops.clone(url, partial, runner or Runner(), env=_git_env(root), git=git)
+    except SdbootError as exc:
+        raise SdbootError(mask(exc.message), mask(exc.hint), exc.exit_code) from None
+    if os.path.lexists(dest):  # appeared meanwhile: never replaced
+        raise SdbootError(f"extensions/{name} appeared while cloning: not replacing it",
+                          f"the new clone is kept in {partial}", exit_code=1)
+    os.replace(partial, dest)
+    return dest, url
+
+
+def list_extensions(root: Path) -> list[tuple[str, str | None, str | None]]:
+    folder = root / "extensions"
+    if not folder.is_dir():
+        return []
+    runner = Runner()
+    rows = []
+    for ext in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        is_git = (ext / ".git").exists()
+        rows.append((ext.name, gitops.head_commit(ext, runner) if is_git else None,
+                     gitops.origin_url(ext, runner) if is_git else None))
+    return rows

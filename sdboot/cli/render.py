@@ -1,0 +1,299 @@
+"""Human renderings (rich) of result objects. Renderers never probe: they only format.
+URLs and commands are masked (sdboot.io.mask) before rich lays them out, so that a credential
+is never split by a line wrap; the console's stream masks everything once more."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sdboot.io.mask import mask
+from sdboot.io.runner import quote, shown
+from sdboot.values import GpuInfo, Profile, Resolution
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sdboot.doctor import DoctorReport
+    from sdboot.mirrors.apply import ApplyResult
+    from sdboot.mirrors.health import Health
+    from sdboot.mirrors.table import MirrorTable, Selection
+    from sdboot.stack.verdict import Verdict
+    from sdboot.values import Finding
+
+
+def _mib(value: int | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value} MiB"
+
+
+def render_gpu(con: Console, info: GpuInfo) -> None:
+    if not info.gpus:
+        con.print("No GPU found: sdboot will use the CPU profile (slow, but it works).")
+    else:
+        con.print(f"[bold]{info.vendor.value.upper()}[/bold] via {info.source.value}"
+                  f"  driver {info.driver_version or '?'}"
+                  + (f"  (supports CUDA {info.cuda_driver_version})"
+                     if info.cuda_driver_version else ""))
+        table = Table(show_edge=False, pad_edge=False)
+        table.add_column("#", justify="right")
+        table.add_column("GPU")
+        table.add_column("memory", justify="right")
+        table.add_column("compute capability", justify="center")
+        for dev in info.gpus:
+            table.add_row(str(dev.index), dev.name, _mib(dev.memory_total_mib),
+                          dev.compute_capability or "-")
+        con.print(table)
+    for note in info.notes:
+        con.print(f"[dim]note: {note}[/dim]")
+
+
+def render_profiles(con: Console, profiles: list[Profile]) -> None:
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("name", "torch", "xformers", "python"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("for")
+    for p in profiles:
+        mark = " (yours)" if p.source == "user" else ""
+        table.add_row(p.name, p.torch, p.xformers or "-", p.python, p.description + mark)
+    con.print(table)
+    con.print("[dim]details: sdboot profiles show NAME; your own: docs/gpu-and-profiles.md[/dim]")
+
+
+def render_profile(con: Console, p: Profile) -> None:
+    con.print(f"[bold]{p.name}[/bold]  {p.description}")
+    rows = [
+        ("torch", p.torch), ("torchvision", p.torchvision), ("xformers", p.xformers or "-"),
+        ("backend", p.backend + (f" (CUDA {p.cuda})" if p.cuda else "")),
+        ("wheels from", mask(p.index_url or "the default package index")
+         + {"extra": " (--extra-index-url)", "index": " (--index-url)"}.get(p.index_mode, "")),
+        ("GPU architectures", ", ".join(p.arch) + (f" (+PTX on {', '.join(p.ptx)})"
+                                                   if p.ptx else "") if p.arch else "-"),
+        ("Python", p.python),
+        ("WebUI", ", ".join(p.webui) or "any"),
+        ("platforms", ", ".join(p.platforms)),
+        ("minimum driver", ", ".join(f"{k} {v}" for k, v in p.min_driver.items()) or "-"),
+        ("file", p.path),
+    ]
+    table = Table(show_header=False, show_edge=False, pad_edge=False, box=None)
+    table.add_column(style="dim")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    con.print(table)
+    for note in p.notes:
+        con.print(f"note: {note}")
+
+
+def render_resolution(con: Console, res: Resolution, explain: bool) -> None:
+    if res.profile is not None:
+        p = res.profile
+        con.print(f"[bold green]{p.name}[/bold green]: torch {p.torch}, torchvision "
+                  f"{p.torchvision}, xformers {p.xformers or '-'}")
+        con.print(f"  from {mask(p.index_url or 'the default package index')}", markup=False)
+        for reason in res.reasons:
+            con.print(f"  - {reason}")
+    if explain or res.profile is None:
+        if res.rejected:
+            con.print("[bold]rejected:[/bold]")
+            for rej in res.rejected:
+                con.print(f"  {rej.profile}: {rej.why}")
+    elif res.rejected:
+        con.print(f"[dim]{len(res.rejected)} other profiles do not fit; --explain says why[/dim]")
+
+
+MARKS = {"error": "[red]✗[/red]", "warning": "[yellow]![/yellow]", "info": "[dim]i[/dim]"}
+
+
+def render_verdict(con: Console, verdict: Verdict, doc: dict[str, Any]) -> None:
+    mark = "[green]✓[/green]" if verdict.ok else "[red]✗[/red]"
+    con.print(f"{mark} {verdict.summary}")
+    con.print(f"  [dim]python {doc['python']}"
+              + (f"; expected profile {doc['expected_profile']}" if doc["expected_profile"]
+                 else "") + "[/dim]")
+    for finding in verdict.findings:
+        con.print(f"{MARKS.get(str(finding.severity), '-')} [bold]{finding.code}[/bold]: "
+                  f"{finding.message}")
+        if finding.fix is not None:
+            con.print(f"    fix: {finding.fix.summary}")
+            for argv in finding.fix.commands:
+                con.print(f"      $ {shown(argv)}", markup=False)
+    if not verdict.ok:
+        con.print("The WebUI cannot run on this GPU with this environment; "
+                  "apply the fix above, then run sdboot verify again.")
+
+
+# --- mirrors ---------------------------------------------------------------------------------
+
+
+def render_mirror_list(con: Console, table: MirrorTable) -> None:
+    from sdboot.mirrors.table import GROUPS
+
+    width = max((len(m.name) for m in table.mirrors.values()), default=8)
+    for group in GROUPS:
+        mirrors = table.of_group(group)
+        if not mirrors:
+            continue
+        con.print(f"[bold]{group}[/bold]")
+        for m in mirrors:
+            extra = [str(m.kind)] + ([m.region] if m.region else [])
+            if m.source == "user":
+                extra.append("yours")
+            line = f"  {m.name:<{width}}  {mask(m.url)}  ({', '.join(extra)})"
+            if m.dead_since:
+                con.print(f"{line}  dead since {m.dead_since}", style="dim", soft_wrap=True,
+                          markup=False)
+            else:
+                con.print(line, soft_wrap=True, markup=False)
+            if m.notes:
+                con.print(f"  {'':<{width}}  {mask(m.notes)}", style="dim", soft_wrap=True,
+                          markup=False)
+    if table.presets:
+        con.print("\nPresets (--mirror NAME):")
+        for name, choice in table.presets.items():
+            con.print(f"  {name}: " + ", ".join(f"{g}={n}" for g, n in choice.items()),
+                      soft_wrap=True)
+    if table.substitutions:
+        con.print("\nRepositories that are gone, and their replacements:")
+        for sub in table.substitutions:
+            con.print(f"  {mask(sub.from_url)} -> {mask(sub.to_url)}", soft_wrap=True,
+                      markup=False)
+
+
+def render_health(con: Console, results: list[Health], elapsed_s: float, deadline_s: float,
+                  reasons: list[str]) -> None:
+    from sdboot.mirrors.table import GROUPS
+
+    for group in GROUPS:
+        mine = [h for h in results if h.candidate.group == group]
+        if not mine:
+            continue
+        con.print(f"[bold]{group}[/bold]")
+        for h in mine:
+            c = h.candidate
+            if h.alive:
+                mark, what = "[green]✓[/green]", f"{h.latency_ms:7.0f} ms"
+            else:
+                mark, what = "[red]✗[/red]", mask(f"{h.error}")
+            url = mask(c.url)
+            con.print(f"  {mark} {c.name:<16} {what:<12}  {url}"
+                      if h.alive else f"  {mark} {c.name:<16} {url}  ({what})", soft_wrap=True)
+    con.print(f"\nTested {len(results)} candidates in {elapsed_s:.1f} s "
+              f"(deadline {deadline_s:g} s).")
+    for reason in reasons:
+        con.print(f"auto would choose: {reason}")
+    if not reasons:
+        con.print("auto would choose: the upstreams (they answer well).")
+
+
+def render_apply(con: Console, result: ApplyResult, sel: Selection, dry_run: bool) -> None:
+    if dry_run:
+        if result.diff:
+            con.print(mask(result.diff.rstrip("\n")), markup=False, highlight=False,
+                      soft_wrap=True)
+        con.print(f"(dry run: nothing changed; {len(result.files)} file(s) would change)")
+        return
+    chosen = sel.chosen()
+    picked = ", ".join(f"{g}={n}" for g, n in chosen.items()) or "none (upstreams)"
+    if result.mode == "rewrite":
+        if result.files and result.urls:
+            con.print(f"Rewrote {result.urls} string(s) with GitHub URLs in {result.files[0]} "
+                      f"through {picked}.")
+            con.print(f"[yellow]warning:[/yellow] {result.notes[0]}")
+            for note in result.notes[1:]:
+                con.print(f"note: {mask(note)}", markup=False, soft_wrap=True)
+        else:
+            con.print(f"{result.files[0] if result.files else 'launch file'}: already "
+                      "rewritten this way; nothing to do.")
+        return
+    if result.files:
+        con.print(f"Mirrors {picked} written to {', '.join(result.files)} "
+                  "(a block between sdboot's markers).")
+    else:
+        con.print(f"Mirrors {picked}: webui-user files already up to date.")
+    if result.env is not None:
+        for name, value in result.env.vars.items():
+            con.print(mask(f"  {name}={value}"), markup=False, highlight=False, soft_wrap=True)
+    for note in result.notes:
+        con.print(f"note: {mask(note)}", markup=False, soft_wrap=True)
+    con.print(f"Undo with: sdboot mirror revert {quote([str(result.root)])}")
+
+
+def render_mirror_status(con: Console, doc: dict[str, Any]) -> None:
+    con.print(f"WebUI {doc['webui']}  (launch file {doc['launch_file']})")
+    rw = doc.get("rewrite")
+    if rw:
+        con.print(f"rewrite: {rw['file']} through {rw['mirror']} ({mask(rw['prefix'])}), "
+                  f"{rw['urls']} string(s): {rw['state']}", markup=False, soft_wrap=True)
+    elif doc.get("hand_rewrites"):
+        con.print(f"rewrite: [yellow]{len(doc['hand_rewrites'])} proxied GitHub URL(s) "
+                  "not written by sdboot[/yellow] (an old hand edit?), e.g.")
+        con.print(f"  {mask(doc['hand_rewrites'][0])}", markup=False, soft_wrap=True)
+        con.print("  `sdboot mirror revert DIR` removes them.")
+    else:
+        con.print("rewrite: none (the launch file has its upstream URLs)")
+    env = doc.get("env")
+    if env:
+        con.print(f"env: managed block in {', '.join(env['files']) or '(no file)'}")
+        for name, value in (env.get("vars") or {}).items():
+            con.print(mask(f"  {name}={value}"), markup=False, highlight=False, soft_wrap=True)
+    else:
+        con.print("env: none")
+    for problem in doc.get("problems", []):
+        con.print("[yellow]problem:[/yellow] ", end="")
+        con.print(mask(str(problem)), markup=False, soft_wrap=True)
+
+
+# --- doctor ----------------------------------------------------------------------------------
+
+_STATUS_MARK = {"pass": "[green]✓[/green]", "warn": "[yellow]![/yellow]",
+                "fail": "[red]✗[/red]", "skip": "[dim]-[/dim]", "crash": "[red]✗[/red]"}
+_SEVERITY = {"error": "[red]error[/red]", "warning": "[yellow]warning[/yellow]",
+             "info": "[blue]info[/blue]"}
+
+
+def render_doctor(con: Console, report: DoctorReport,
+                  mask: Callable[[str], str] = lambda s: s) -> None:
+    if report.before is not None:
+        for fix in report.fixes_run:
+            mark = "[green]✓[/green]" if fix["ok"] else "[red]✗[/red]"
+            con.print(f"{mark} fixed [{fix['code']}]: ", end="", highlight=False)
+            con.print(mask(shown(fix["command"])), markup=False, highlight=False)
+            if not fix["ok"]:
+                con.print(f"    {mask(fix['tail'])}", style="dim", markup=False)
+        con.print("After the fixes:", style="bold")
+    width = max((len(r.title) for r in report.results), default=10)
+    for res in report.results:
+        con.print(f"{_STATUS_MARK[str(res.status)]} {res.title:<{width}}  "
+                  f"[dim]{res.elapsed_ms:5.0f} ms[/dim]  ", end="", highlight=False)
+        con.print(mask(res.summary), markup=False, highlight=False)
+        for f in res.findings:
+            con.print(f"    {_SEVERITY[str(f.severity)]} [bold]{f.code}[/bold]: ", end="",
+                      highlight=False)
+            con.print(mask(f.message), markup=False, highlight=False)
+            if f.fix is not None:
+                how = (shown(list(f.fix.commands[0])) if f.fix.commands else f.fix.summary)
+                label = "fix (--fix runs it)" if f.fix.automatic and f.fix.commands else "fix"
+                con.print(f"      {label}: ", end="", style="dim", highlight=False)
+                con.print(mask(how), markup=False, highlight=False)
+    s = report.summary
+    crashed = f", {s.crashed} check(s) crashed" if s.crashed else ""
+    tail = f"; run sdboot doctor --fix to apply {s.fixable}" if s.fixable and \
+        report.before is None else ""
+    style = "red" if s.errors else ("yellow" if s.warnings else "green")
+    con.print(f"{s.errors} error(s), {s.warnings} warning(s), {s.fixable} fixable"
+              f"{crashed}{tail}", style=style, highlight=False)
+    if s.errors or s.warnings:
+        con.print("Every code is explained in docs/troubleshooting.md.", style="dim")
+
+
+def render_fix_plan(con: Console, plan: list[tuple[Finding, tuple[tuple[str, ...], ...]]],
+                    ) -> None:
+    con.print("Fixes to run:", style="bold")
+    for finding, commands in plan:
+        for argv in commands:
+            con.print(f"  [{finding.code}] ", end="", markup=False, highlight=False)
+            con.print(shown(list(argv)), markup=False, highlight=False)

@@ -1,0 +1,137 @@
+"""What every install step shares: the options, the install record, the catalog, the mirror
+table and selection, the chosen profile, and the environment and paths derived from them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sdboot.errors import SdbootError
+from sdboot.install.catalog import known_for, load_catalog
+from sdboot.install.plan import STATE, InstallOptions, StepUI, target
+from sdboot.io.runner import Runner
+from sdboot.machine.envs import env_python
+from sdboot.mirrors.blocks import exclude_from_git
+from sdboot.mirrors.env import existing_git_count, plan_mirror_env
+from sdboot.mirrors.loading import load_mirrors
+from sdboot.mirrors.table import MirrorTable, Selection
+from sdboot.stack.packages import WheelSource, constraint_env, mirror_source, query_installed
+from sdboot.values import GpuInfo, GpuSource, HostFacts, Profile, Vendor
+from sdboot.webui.folder import launch_file
+from sdboot.webui.record import ENV_DIRS, read_record, write_record
+
+
+class InstallContext:
+    """One install's shared state; the steps read and update it, the run saves it."""
+
+    def __init__(self, opts: InstallOptions, ui: StepUI, runner: Runner,
+                 gpu: GpuInfo | None = None, host: HostFacts | None = None) -> None:
+        self.opts = opts
+        self.ui = ui
+        self.runner = runner
+        self.root = target(opts.webui_dir)
+        self.state = self.root / STATE
+        self.record: dict[str, Any] = read_record(self.root) if self.root.is_dir() else {}
+        self.catalog = load_catalog()
+        self.table: MirrorTable = load_mirrors()
+        self.gpu = gpu
+        self.host = host
+        self.confirm: Callable[[str], bool] | None = None  # asks before changing anything
+        self._installed: dict[str, str | None] | None = None
+        self.notes: list[str] = []
+        self._excluded = False
+        self.selection: Selection = Selection()
+        self.profile: Profile | None = None
+        self.git = "git"
+        default = self.catalog.get("a1111")
+        self.repo = (opts.webui_repo or self.record.get("repo")
+                     or (default.repo if default else None))
+        if not self.repo:
+            raise SdbootError("no WebUI repository known", "give --webui-repo URL")
+        known = known_for(self.catalog, self.repo)
+        self.ref = opts.ref or self.record.get("ref") or (known.default_ref if known else None)
+        self.env_kind = opts.env_kind or (self.record.get("env") or {}).get("kind") or "venv"
+        if self.env_kind not in ("venv", "conda"):
+            raise SdbootError(f"unknown --env '{self.env_kind}'", "use venv or conda")
+
+    @property
+    def constraints(self) -> Path:
+        return self.state / "constraints.txt"
+
+    def prefix(self) -> Path:
+        """The environment folder: always the one sdboot makes for the kind, inside the
+        WebUI folder (read_record proved a recorded one is exactly that)."""
+        saved = (self.record.get("env") or {}).get("prefix")
+        if saved and (self.opts.env_kind is None or self.opts.env_kind == self.env_kind):
+            return Path(saved)
+        return self.root / ENV_DIRS[self.env_kind]
+
+    def _made_by_sdboot(self, prefix: Path) -> bool:
+        """Whether the record says sdboot made (or started making) this folder."""
+        return any(str(prefix) == (self.record.get(key) or {}).get("prefix")
+                   for key in ("env", "env_pending"))
+
+    def python(self) -> Path:
+        return env_python(self.prefix())
+
+    def _git_env(self) -> dict[str, str]:
+        """git's insteadOf rules for sdboot's own clone (the WebUI's come with webui_env)."""
+        env = plan_mirror_env(self.selection, self.table, None, None,
+                              git_count_base=existing_git_count(os.environ))
+        return {k: v for k, v in env.vars.items() if k.startswith("GIT_CONFIG")}
+
+    def webui_env(self) -> dict[str, str]:
+        """The environment of the WebUI's own processes: the mirror variables (env mode),
+        the profile's exact stack, the constraints for every pip call, no user flags."""
+        assert self.profile is not None
+        lf = launch_file(self.root)
+        text = lf.read_text(encoding="utf-8", errors="replace") if lf else None
+        plan = plan_mirror_env(self.selection, self.table, text, self.profile.pins(),
+                               git_count_base=existing_git_count(os.environ))
+        env = plan.apply_to(dict(os.environ))
+        env.update(constraint_env(self.constraints))
+        env["COMMANDLINE_ARGS"] = ""
+        env["PYTHONNOUSERSITE"] = "1"
+        if self.selection.pypi is not None:
+            env["UV_INDEX_URL"] = self.selection.pypi.url
+        return env
+
+    def pip_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.selection.pypi is not None:
+            env["PIP_INDEX_URL"] = self.selection.pypi.url
+            env["UV_INDEX_URL"] = self.selection.pypi.url
+        return env
+
+    def wheel_source(self) -> WheelSource:
+        assert self.profile is not None
+        mirror = self.selection.torch
+        if mirror is None or not self.profile.variant:
+            return mirror_source(self.profile, None, None)
+        return mirror_source(self.profile, mirror.url_for(self.profile.variant), str(mirror.kind))
+
+    def webui_args(self) -> list[str]:
+        saved = self.record.get("webui_args")
+        if isinstance(saved, list) and self.opts.profile is None:
+            return [str(a) for a in saved]
+        from sdboot.webui.flags import webui_args
+
+        assert self.profile is not None
+        gpu = self.gpu or GpuInfo(Vendor.NONE, GpuSource.NONE)
+        return webui_args(gpu, self.profile, self.record.get("webui_version"))
+
+    def installed(self) -> dict[str, str | None] | None:
+        """torch / torchvision / xformers / pip versions in the environment, asked once and
+        again only after a step that installs something (see _run_locked)."""
+        if self._installed is None:
+            self._installed = query_installed(self.python(), self.runner) or {}
+        return self._installed or None
+
+    def save(self) -> None:
+        if self.root.is_dir() and not self.opts.dry_run:
+            write_record(self.root, self.record)
+            if not self._excluded:  # keep .sdboot/ out of `git status`, once a run
+                self._excluded = True
+                self.notes.extend(exclude_from_git(self.root, (f"/{STATE}/",)))

@@ -1,0 +1,118 @@
+"""Before any step runs: choose the profile for this machine, the mirrors, and check git,
+the target folder, the disk and that the upstreams answer."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+from sdboot.errors import SdbootError
+from sdboot.install.context import InstallContext
+from sdboot.install.plan import disk_verdict, existing_parent, python_for
+from sdboot.io import git as gitops
+from sdboot.mirrors.loading import select
+from sdboot.mirrors.status import webui_selection
+from sdboot.values import WebuiFacts
+from sdboot.webui.folder import is_webui, parse_webui_version
+
+
+def choose_profile(ctx: InstallContext) -> None:
+    from sdboot.machine.gpu import detect_gpu, detect_host
+    from sdboot.stack.fit import resolve_profile
+    from sdboot.stack.profiles import get_profile, load_profiles
+    from sdboot.webui.folder import detect_webui
+
+    profiles = load_profiles()
+    wanted = ctx.opts.profile or ctx.record.get("profile")
+    if wanted:
+        ctx.profile = get_profile(profiles, wanted)
+        if ctx.opts.profile is None:
+            return
+    ctx.host = ctx.host or detect_host()
+    ctx.gpu = ctx.gpu or detect_gpu(ctx.runner, ctx.host)
+    webui: WebuiFacts | None = None
+    if is_webui(ctx.root):
+        webui = detect_webui(ctx.root, ctx.runner)
+    else:
+        flavor = "forge" if "forge" in (ctx.repo or "").lower() else None
+        webui = parse_webui_version(flavor or (ctx.ref or "1.10.1")) if (
+            flavor or (ctx.ref and re.fullmatch(r"v?\d+\.\d+\.\d+(-\w+)?", ctx.ref))) \
+            else None
+    if webui is not None:
+        ctx.record["webui_version"] = webui.version
+    res = resolve_profile(profiles, ctx.gpu, ctx.host, python_for(None), webui,
+                          ctx.opts.profile)
+    if res.profile is None:
+        raise SdbootError("no torch profile fits this machine", "; ".join(res.advice),
+                          exit_code=1)
+    ctx.profile = res.profile
+    for reason in res.reasons[:2]:
+        ctx.notes.append(reason)
+
+
+def choose_mirrors(ctx: InstallContext, pending: list[str]) -> None:
+    spec = ctx.opts.mirror
+    saved = ctx.record.get("mirror") or {}
+    if spec is None and saved:
+        ctx.selection = webui_selection(ctx.root, ctx.table)
+        return
+    if spec == "auto":
+        from sdboot.mirrors.health import auto_select
+
+        ctx.ui.note("checking GitHub, the package index and the torch index ...")
+        ctx.selection, reasons, _ = auto_select(
+            ctx.table, variant=ctx.profile.variant if ctx.profile else None)
+        for reason in reasons:
+            ctx.ui.note(f"mirror: {reason}")
+        return
+    ctx.selection = select(ctx.table, spec, ctx.opts.insecure)
+    if "clone" in pending or "prepare" in pending:
+        _reachability(ctx)
+
+
+def _reachability(ctx: InstallContext) -> None:
+    """Warn early when an upstream without a mirror cannot be reached; stop when GitHub
+    is unreachable, since nothing else can work then."""
+    from sdboot.mirrors.health import plan_candidates, run_health
+
+    groups = tuple(g for g in ("github", "pypi", "torch")
+                   if ctx.selection.get(g) is None)
+    if not groups:
+        return
+    variant = ctx.profile.variant if ctx.profile else None
+    cands = plan_candidates(ctx.table, groups, variant=variant)
+    cands = [c for c in cands if c.kind == "upstream"]
+    for health in run_health(cands, 4.0, ctx.runner):
+        if health.alive:
+            continue
+        group = health.candidate.group
+        if group == "github":
+            raise SdbootError(f"GitHub cannot be reached ({health.error})",
+                              "use a mirror: --mirror auto (or --mirror cn in mainland "
+                              "China); see sdboot mirror test", exit_code=1)
+        ctx.notes.append(f"{group}: the upstream did not answer ({health.error}); "
+                          "if the install fails there, try --mirror auto")
+
+
+def preflight(ctx: InstallContext) -> None:
+    git = gitops.detect_git(ctx.runner)
+    if git.exe is None:
+        raise SdbootError("git is not installed (or not on PATH)",
+                          "install git (Windows: winget install Git.Git) and run again",
+                          exit_code=1)
+    ctx.git = git.exe
+    if git.version and not git.config_env:
+        ctx.notes.append(f"git {'.'.join(map(str, git.version))} is older than 2.31: "
+                          "mirrors reach the WebUI's own clones, not extension clones")
+    where = existing_parent(ctx.root)
+    if not os.access(where, os.W_OK):
+        raise SdbootError(f"cannot write to {where}", "choose a folder you own, e.g. "
+                          "under your home folder")
+    assert ctx.profile is not None
+    verdict, message = disk_verdict(shutil.disk_usage(where).free, ctx.profile.backend)
+    if verdict == "stop":
+        raise SdbootError(f"not enough disk space at {where}: {message}",
+                          "free some space or install elsewhere", exit_code=1)
+    if verdict == "warn":
+        ctx.notes.append(message)

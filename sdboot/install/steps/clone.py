@@ -1,0 +1,72 @@
+"""Clone the WebUI (through the GitHub mirror) into a partial folder, prove the pinned
+commit, then move it into place."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from sdboot.errors import SdbootError
+from sdboot.install.catalog import pinned_commit
+from sdboot.install.steps.base import Step
+from sdboot.io import git as gitops
+from sdboot.io.files import remove_tree
+from sdboot.io.runner import quote
+from sdboot.mirrors.table import map_url
+from sdboot.webui.folder import is_webui
+
+_HEX_REF = re.compile(r"[0-9a-f]{7,40}")
+
+
+class CloneStep(Step):
+    name = "clone"
+    title = "get the WebUI"
+
+    def _clone_url(self) -> str:
+        assert self.ctx.repo is not None
+        return map_url(self.ctx.repo, self.ctx.selection.github, self.ctx.table)
+
+    def check(self) -> bool:
+        if not is_webui(self.ctx.root):
+            return False
+        want = self.ctx.record.get("commit")
+        if want and (self.ctx.root / ".git").exists():
+            return bool(gitops.head_commit(self.ctx.root, self.ctx.runner, self.ctx.git) == want)
+        return True
+
+    def describe(self) -> list[str]:
+        argv = [self.ctx.git, "clone"]
+        if self.ctx.ref and not _HEX_REF.fullmatch(self.ctx.ref):
+            argv += ["--branch", self.ctx.ref]
+        return [quote([*argv, self._clone_url(), str(self.ctx.root)])]
+
+    def do(self) -> str:
+        assert self.ctx.repo is not None
+        partial = self.ctx.root.parent / f".{self.ctx.root.name}.sdboot-partial"
+        if partial.is_symlink() or (os.path.lexists(partial) and not partial.is_dir()):
+            raise SdbootError(f"{partial} (the folder sdboot clones into) is a symbolic link "
+                              "or a file", "remove it (sdboot never follows a link there) "
+                              "and run the command again", exit_code=2)
+        if partial.exists():  # a half-made clone of an interrupted run
+            remove_tree(self.ctx.root.parent, partial, "the partial clone")
+        ctx = self.ctx
+        assert ctx.repo is not None
+        expected = pinned_commit(ctx.catalog, ctx.repo, ctx.ref) if ctx.ref else None
+        hex_ref = bool(self.ctx.ref and _HEX_REF.fullmatch(self.ctx.ref))
+        url = self._clone_url()
+        commit = gitops.clone(url, partial, self.ctx.runner,
+                              ref=None if hex_ref else self.ctx.ref,
+                              expected_commit=expected or (self.ctx.ref if hex_ref else None),
+                              env={**os.environ, **self.ctx._git_env()}, git=self.ctx.git,
+                              on_line=self.ctx.ui.detail)
+        if not is_webui(partial):
+            remove_tree(self.ctx.root.parent, partial, "the partial clone")
+            raise SdbootError(f"{self.ctx.repo} is not a Stable Diffusion WebUI repository "
+                              "(no launch.py)", "check --webui-repo")
+        if self.ctx.root.exists():
+            self.ctx.root.rmdir()  # empty: checked before
+        os.replace(partial, self.ctx.root)
+        self.ctx.record.update({"repo": self.ctx.repo, "ref": self.ctx.ref, "commit": commit,
+                            "clone_url": url})
+        verified = " (pinned commit verified)" if expected else ""
+        return f"{self.ctx.ref or 'default branch'} at {commit[:10]}{verified}"

@@ -1,0 +1,75 @@
+"""Create the Python environment (venv or conda) inside the WebUI folder; only ever
+remove one that the install record says sdboot made."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from sdboot.errors import SdbootError
+from sdboot.install.plan import python_for
+from sdboot.install.steps.base import Step
+from sdboot.io.files import atomic_write, remove_tree
+from sdboot.io.runner import quote
+from sdboot.machine.envs import env_python
+from sdboot.webui.record import forget_steps, step_done
+
+
+class EnvironmentStep(Step):
+    name = "env"
+
+    def make_title(self) -> str:
+        return f"create the Python environment ({self.ctx.env_kind})"
+
+    def check(self) -> bool:
+        if not step_done(self.ctx.record, "env"):
+            return False
+        return self.ctx.installed() is not None
+
+    def describe(self) -> list[str]:
+        if self.ctx.env_kind == "venv":
+            return [quote(["python3.10", "-m", "venv", str(self.ctx.prefix())])]
+        return [quote(["conda", "env", "create", "-f",
+                       str(self.ctx.state / "environment.yaml"), "-p", str(self.ctx.prefix())])]
+
+    def do(self) -> str:
+        prefix = self.ctx.prefix()
+        if os.path.lexists(prefix):
+            if not self.ctx._made_by_sdboot(prefix) or prefix.is_symlink():
+                raise SdbootError(
+                    f"{prefix} exists and sdboot did not make it",
+                    f"sdboot never deletes an environment it did not create: move it away "
+                    f"(e.g. to {prefix.name}.old) and run the command again", exit_code=2)
+            # a half-made (or broken) environment that sdboot made: start it again
+            remove_tree(self.ctx.root, prefix, "the environment folder")
+        forget_steps(self.ctx.record, ["torch", "verify", "prepare", "reverify"])
+        self.ctx.record["env_pending"] = {"kind": self.ctx.env_kind, "prefix": str(prefix)}
+        self.ctx.save()  # before the folder exists: a killed run knows it is sdboot's
+        if self.ctx.env_kind == "venv":
+            from sdboot.machine.envs.venv import VenvEnv, find_python
+
+            version = python_for(self.ctx.profile)
+            base = find_python(version, self.ctx.runner)
+            VenvEnv(prefix, base).create(self.ctx.runner)
+            python_cmd = str(base)
+        else:
+            from sdboot.machine.envs.conda import CondaEnv, derive_environment
+
+            exe = next((e for e in (shutil.which("conda"), shutil.which("mamba"),
+                                    shutil.which("micromamba")) if e), None)
+            if exe is None:
+                raise SdbootError("conda, mamba or micromamba is not on PATH",
+                                  "install Miniforge, or use --env venv", exit_code=1)
+            source = self.ctx.root / "environment-wsl2.yaml"
+            text = source.read_text(encoding="utf-8") if source.is_file() else \
+                "name: automatic\ndependencies:\n  - python=3.10\n  - pip\n"
+            channel = self.ctx.selection.conda.url if self.ctx.selection.conda else None
+            env_file = self.ctx.state / "environment.yaml"
+            atomic_write(env_file, derive_environment(text, channel)[0].encode(),
+                         root=self.ctx.root)
+            CondaEnv(exe, env_file, prefix=prefix).create(self.ctx.runner)
+            python_cmd = str(env_python(prefix))
+        self.ctx.record.pop("env_pending", None)
+        self.ctx.record["env"] = {"kind": self.ctx.env_kind, "prefix": str(prefix),
+                              "python": str(env_python(prefix)), "base_python": python_cmd}
+        return str(prefix)

@@ -1,0 +1,48 @@
+"""Install the profile's pinned torch stack and write the constraints file every later pip
+call obeys."""
+
+from __future__ import annotations
+
+from sdboot.install.steps.base import Step
+from sdboot.io.runner import quote
+from sdboot.stack.packages import (
+    choose_installer,
+    install_stack,
+    plan_stack_install,
+    render_constraints,
+)
+from sdboot.webui.record import forget_steps
+
+
+class StackStep(Step):
+    name = "torch"
+    title = "install the pinned torch stack"
+
+    def check(self) -> bool:
+        assert self.ctx.profile is not None
+        found = self.ctx.installed()
+        if not found:
+            return False
+        want = {"torch": self.ctx.profile.torch, "torchvision": self.ctx.profile.torchvision}
+        if self.ctx.profile.xformers:
+            want["xformers"] = self.ctx.profile.xformers
+        return all(found.get(k) == v for k, v in want.items()) and \
+            self.ctx.constraints.is_file() and \
+            self.ctx.constraints.read_text() == render_constraints(self.ctx.profile)
+
+    def describe(self) -> list[str]:
+        assert self.ctx.profile is not None
+        installer = choose_installer()
+        return [quote(c) for c in plan_stack_install(self.ctx.profile, self.ctx.python(), installer,
+                                                     self.ctx.constraints, self.ctx.wheel_source())]
+
+    def do(self) -> str:
+        assert self.ctx.profile is not None
+        forget_steps(self.ctx.record, ["verify", "prepare", "reverify"])
+        installer = choose_installer()
+        ctx = self.ctx
+        assert ctx.profile is not None
+        install_stack(ctx.profile, ctx.python(), ctx.constraints, ctx.runner, installer,
+                      ctx.wheel_source(), env=ctx.pip_env(), on_progress=ctx.ui.detail)
+        self.ctx.record["installer"] = installer.kind
+        return f"torch {self.ctx.profile.torch} with {installer.kind}"

@@ -1,0 +1,82 @@
+"""Prove the stack in the environment runs on this machine (the probe and the verdict),
+once after the stack step and again after the WebUI's own preparation."""
+
+from __future__ import annotations
+
+from sdboot.errors import SdbootError
+from sdboot.install.context import InstallContext
+from sdboot.install.plan import fingerprint
+from sdboot.install.steps.base import Step
+from sdboot.io.runner import quote
+from sdboot.webui.record import forget_steps, mark_step, step_done
+
+
+def stack_fingerprint(ctx: InstallContext) -> str:
+    return fingerprint(ctx.installed())
+
+
+def verify_stack(ctx: InstallContext) -> str:
+    from sdboot.machine.gpu import detect_gpu, detect_host
+    from sdboot.stack.verdict import assess_stack, run_probe
+
+    assert ctx.profile is not None
+    ctx.host = ctx.host or detect_host()
+    ctx.gpu = ctx.gpu or detect_gpu(ctx.runner, ctx.host)
+    probe = run_probe(ctx.python(), ctx.runner)
+    verdict = assess_stack(probe, ctx.gpu, ctx.profile, str(ctx.python()), pinned=True)
+    if not verdict.ok:
+        first = next(f for f in verdict.findings if f.severity == "error")
+        fix = ""
+        if first.fix is not None and first.fix.commands:
+            fix = "; fix: " + " && ".join(quote(c) for c in first.fix.commands)
+        raise SdbootError(f"verify failed: [{first.code}] {first.message}",
+                          (first.fix.summary if first.fix else "see sdboot verify") + fix,
+                          exit_code=1)
+    return verdict.summary
+
+
+class VerifyStep(Step):
+    name = "verify"
+
+    def make_title(self) -> str:
+        if self.ctx.profile is not None and self.ctx.profile.backend != "cuda":
+            return f"verify {self.ctx.profile.backend} torch on this machine"
+        return "verify CUDA torch on this GPU"
+
+    def describe(self) -> list[str]:
+        return [f"{self.ctx.python()} -I <sdboot probe>"]
+
+    def check(self) -> bool:
+        done = step_done(self.ctx.record, "verify") or {}
+        return bool(done) and done.get("fingerprint") == stack_fingerprint(self.ctx)
+
+    def do(self) -> str:
+        summary = verify_stack(self.ctx)
+        mark_step(self.ctx.record, "verify", fingerprint=stack_fingerprint(self.ctx))
+        return summary
+
+
+class ReverifyStep(Step):
+    name = "reverify"
+    title = "verify torch is unchanged"
+
+    def describe(self) -> list[str]:
+        return [f"{self.ctx.python()} -I <sdboot probe>"]
+
+    def check(self) -> bool:
+        done = step_done(self.ctx.record, "reverify") or {}
+        return bool(done) and done.get("fingerprint") == stack_fingerprint(self.ctx)
+
+    def do(self) -> str:
+        assert self.ctx.profile is not None
+        found = self.ctx.installed() or {}
+        if found.get("torch") != self.ctx.profile.torch or \
+                found.get("torchvision") != self.ctx.profile.torchvision:
+            forget_steps(self.ctx.record, ["torch", "verify"])
+            raise SdbootError(
+                f"[torch-drift] the WebUI's setup replaced torch {self.ctx.profile.torch} with "
+                f"{found.get('torch')} (torchvision {found.get('torchvision')})",
+                "run sdboot install again: it reinstalls the pinned stack", exit_code=1)
+        summary = verify_stack(self.ctx)
+        mark_step(self.ctx.record, "reverify", fingerprint=stack_fingerprint(self.ctx))
+        return summary

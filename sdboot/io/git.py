@@ -1,0 +1,139 @@
+"""git through the runner: the version (GIT_CONFIG_COUNT needs git >= 2.31), clones that
+may go through an untrusted mirror and are therefore checked against the commit they must
+have, and the commit a checkout is at. URLs and paths always follow `--` (or -C), so a value
+that starts with '-' can never be read by git as an option."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from sdboot.errors import SdbootError
+from sdboot.io.runner import Runner, which
+
+CLONE_TIMEOUT_S = 1800.0
+QUICK_TIMEOUT_S = 15.0
+GIT_CONFIG_ENV_MIN = (2, 31)  # first git that reads GIT_CONFIG_COUNT / _KEY_n / _VALUE_n
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    exe: str | None
+    version: tuple[int, ...] | None
+
+    @property
+    def config_env(self) -> bool:
+        return self.version is not None and self.version[:2] >= GIT_CONFIG_ENV_MIN
+
+
+def parse_git_version(text: str) -> tuple[int, ...] | None:
+    """'git version 2.39.2.windows.1' -> (2, 39, 2)."""
+    match = re.search(r"git version (\d+)\.(\d+)(?:\.(\d+))?", text)
+    if not match:
+        return None
+    return tuple(int(g) for g in match.groups() if g is not None)
+
+
+def detect_git(runner: Runner | None = None, exe: str | None = None) -> GitInfo:
+    exe = exe or which("git")
+    if not exe:
+        return GitInfo(None, None)
+    res = (runner or Runner()).run([exe, "--version"], timeout=QUICK_TIMEOUT_S)
+    return GitInfo(exe, parse_git_version(res.stdout) if res.ok else None)
+
+
+def head_commit(repo: Path, runner: Runner | None = None, git: str = "git") -> str | None:
+    res = (runner or Runner()).run([git, "-C", str(repo), "rev-parse", "HEAD"],
+                                   timeout=QUICK_TIMEOUT_S)
+    return res.stdout.strip() if res.ok else None
+
+
+def origin_url(repo: Path, runner: Runner | None = None, git: str = "git") -> str | None:
+    res = (runner or Runner()).run([git, "-C", str(repo), "remote", "get-url", "origin"],
+                                   timeout=QUICK_TIMEOUT_S)
+    return res.stdout.strip() if res.ok else None
+
+
+def verify_commit(repo: Path, expected: str, url: str, runner: Runner | None = None,
+                  git: str = "git") -> str:
+    """The checkout must be at `expected` (a full or abbreviated hash): a mirror is
+    untrusted, and a wrong commit through it is an error, not a warning."""
+    actual = head_commit(repo, runner, git)
+    if actual is None or not actual.startswith(expected.lower()):
+        raise SdbootError(
+            f"{repo.name} from {url} is at {actual or 'no commit'}, expected {expected}",
+            "the mirror served different code: use another mirror (sdboot mirror test) "
+            "or --mirror none", exit_code=1)
+    return actual
+
+
+_COMMIT = re.compile(r"[0-9a-fA-F]{4,64}")
+# a branch or tag name as git allows it (git check-ref-format), never an option
+_REF = re.compile(r"(?!-)(?!.*\.\.)(?!.*@\{)[\w./+@-]+(?<![./])")
+
+
+def check_ref(ref: str) -> str:
+    """A tag / branch / commit name, or SdbootError (exit 2): it goes to git's argv."""
+    if not _REF.fullmatch(ref) or ref.endswith(".lock") or "//" in ref:
+        raise SdbootError(f"'{ref}' is not a git tag, branch or commit name",
+                          "give a name such as v1.10.1, master or a commit hash")
+    return ref
+
+
+def without_userinfo(url: str) -> str:
+    """The URL without user:password@ (what is kept in .git/config)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc or not parts.scheme:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def clone(url: str, dest: Path, runner: Runner, *, ref: str | None = None,
+          expected_commit: str | None = None, env: Mapping[str, str] | None = None,
+          git: str = "git", on_line: Callable[[str], None] | None = None) -> str:
+    """Clone url into dest (optionally at ref) and return the checked-out commit; with
+    expected_commit, a clone at another commit is removed and reported. A URL with a
+    credential (https://user:pw@mirror/...) is used for the clone, then the checkout's
+    origin is set to the URL without it, so no password stays in .git/config."""
+    argv = [git, "clone", "--progress"]
+    if ref:
+        argv += ["--branch", check_ref(ref)]
+    if expected_commit and not _COMMIT.fullmatch(expected_commit):
+        raise SdbootError(f"'{expected_commit}' is not a commit hash",
+                          "a pinned commit is 4 to 64 hex digits")
+    argv += ["--", url, str(dest)]
+    res = runner.stream(argv, timeout=CLONE_TIMEOUT_S, env=env,
+                        on_line=on_line)
+    if runner.dry_run:
+        return expected_commit or ""
+    if not res.ok:
+        raise SdbootError(f"git clone {url} failed: {res.tail(3) or res.error}",
+                          "check the URL and --ref, or try a mirror (sdboot mirror test)",
+                          exit_code=1)
+    clean = without_userinfo(url)
+    if clean != url:
+        runner.run([git, "-C", str(dest), "remote", "set-url", "origin", "--", clean],
+                   timeout=QUICK_TIMEOUT_S)
+    if expected_commit:
+        checkout = runner.run([git, "-C", str(dest), "checkout", "-q", expected_commit],
+                              timeout=QUICK_TIMEOUT_S, env=env)
+        if not checkout.ok:
+            raise SdbootError(f"{url} has no commit {expected_commit}",
+                              "the mirror served different code: use another mirror "
+                              "(sdboot mirror test) or --mirror none", exit_code=1)
+        return verify_commit(dest, expected_commit, url, runner, git)
+    return head_commit(dest, runner, git) or ""
+
+
+def refused_ownership(repo: Path, runner: Runner | None = None, git: str = "git") -> bool:
+    """git refuses the repository: it belongs to another user and is not a safe.directory
+    ("detected dubious ownership", git >= 2.35.2, CVE-2022-24765)."""
+    res = (runner or Runner()).run([git, "-C", str(repo), "rev-parse", "--git-dir"],
+                                   timeout=QUICK_TIMEOUT_S)
+    return not res.ok and "dubious ownership" in (res.stderr + res.stdout)

@@ -1,0 +1,88 @@
+"""venv environments, built by the Python the WebUI wants (3.10 for A1111 and Forge).
+find_python() looks for it the ways users have it: the Windows launcher (`py -3.10`),
+`python3.10` on PATH, pyenv, and uv-managed Pythons."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdboot.errors import SdbootError
+from sdboot.io.files import remove_tree
+from sdboot.io.runner import Runner, which
+from sdboot.machine.envs import env_python
+
+VERSION_CHECK = "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"
+
+
+def _ask(runner: Runner, argv: list[str], version: str) -> Path | None:
+    res = runner.run([*argv, "-c", VERSION_CHECK], timeout=15)
+    lines = res.stdout.split()
+    if res.ok and len(lines) >= 2 and lines[0] == version:
+        return Path(lines[1])
+    return None
+
+
+def python_candidates(version: str) -> list[list[str]]:
+    found: list[list[str]] = []
+    if sys.platform == "win32" and which("py"):
+        found.append(["py", f"-{version}"])
+    for name in (f"python{version}", "python3", "python"):
+        exe = which(name)
+        if exe:
+            found.append([exe])
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for folder in sorted((pyenv_root / "versions").glob(f"{version}.*"), reverse=True):
+        candidate = folder / ("python.exe" if sys.platform == "win32" else "bin/python3")
+        if candidate.exists():
+            found.append([str(candidate)])
+    return found
+
+
+def find_python(version: str, runner: Runner) -> Path:
+    """An interpreter of exactly this X.Y, or SdbootError saying how to get one."""
+    if sys.version_info[:2] == tuple(int(p) for p in version.split(".")):
+        return Path(sys.executable)
+    for argv in python_candidates(version):
+        path = _ask(runner, argv, version)
+        if path:
+            return path
+    uv = which("uv")
+    if uv:
+        res = runner.run([uv, "python", "find", version], timeout=30)
+        if res.ok and res.stdout.strip():
+            return Path(res.stdout.strip().splitlines()[-1])
+    how = ("winget install Python.Python.3.10 (or python.org), then run again"
+           if sys.platform == "win32" else
+           f"uv python install {version}, pyenv install {version}, or your package manager "
+           f"(e.g. apt install python{version}-venv); or use --env conda")
+    raise SdbootError(f"Python {version} was not found (tried py, python{version}, pyenv, uv)",
+                      how, exit_code=1)
+
+
+@dataclass
+class VenvEnv:
+    prefix: Path
+    base_python: Path | None = None
+    kind: str = "venv"
+
+    def python(self) -> Path:
+        return env_python(self.prefix)
+
+    def exists(self) -> bool:
+        return self.python().exists() and (self.prefix / "pyvenv.cfg").exists()
+
+    def create(self, runner: Runner) -> None:
+        base = self.base_python or Path(sys.executable)
+        res = runner.run([str(base), "-m", "venv", str(self.prefix)], timeout=300)
+        if not res.ok:
+            raise SdbootError(f"could not create the venv {self.prefix}: {res.tail(3)}",
+                              "on Debian/Ubuntu install python3.X-venv; or use --env conda",
+                              exit_code=1)
+
+    def remove(self, root: Path | None = None) -> None:
+        """Delete the environment; only inside `root` (default: the folder holding it)."""
+        if self.prefix.exists():
+            remove_tree(root or self.prefix.parent, self.prefix, "the environment folder")

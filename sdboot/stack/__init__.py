@@ -1,0 +1,1 @@
+"""The torch stack: profiles, which one fits, package commands, the probe and the verdict."""

@@ -1,0 +1,119 @@
+"""Why a CUDA torch cannot see the GPU (gpu-not-visible): the driver, CUDA_VISIBLE_DEVICES,
+WSL's library folder; each cause with its fix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sdboot.machine.gpu import WSL_LIB_DIR, visible_devices
+from sdboot.values import Finding, Fix, GpuInfo, GpuSource, Severity, Vendor
+
+# -- gpu-not-visible ----------------------------------------------------------------------
+
+def cuda_visible_setting(gpu: GpuInfo, webui_env: Mapping[str, str] | None
+                         ) -> tuple[str | None, str]:
+    """CUDA_VISIBLE_DEVICES as the WebUI will get it, and where it comes from: webui-user's
+    export (sourced by webui.sh / webui-user.bat after the environment), else ours."""
+    if webui_env and "CUDA_VISIBLE_DEVICES" in webui_env:
+        return webui_env["CUDA_VISIBLE_DEVICES"], "webui-user"
+    return gpu.access.cuda_visible_devices, "the environment"
+
+
+def _usable(gpu: GpuInfo) -> bool:
+    """A driver that answered (NVML or nvidia-smi) and listed an NVIDIA GPU. A card seen
+    only in sysfs has no working driver."""
+    return gpu.vendor == Vendor.NVIDIA and bool(gpu.gpus) and gpu.source in (
+        GpuSource.NVML, GpuSource.NVIDIA_SMI)
+
+
+def _hidden(gpu: GpuInfo, webui_env: Mapping[str, str] | None) -> tuple[str, Fix] | None:
+    value, where = cuda_visible_setting(gpu, webui_env)
+    if value is None or gpu.vendor != Vendor.NVIDIA:
+        return None
+    count = len(gpu.gpus) if _usable(gpu) else None
+    if visible_devices(value, count) != []:
+        return None
+    if value.strip() == "":
+        what = "is empty, which hides every GPU"
+    elif value.strip().startswith("-"):
+        what = "hides every GPU"
+    else:
+        what = "names no existing device" + (
+            f" (this machine has {count} GPU(s): index 0 to {count - 1})" if count else "")
+    where_fix = " in webui-user.sh / webui-user.bat" if where == "webui-user" else ""
+    return (f"CUDA_VISIBLE_DEVICES={value!r} (from {where}) {what}",
+            Fix(f"remove CUDA_VISIBLE_DEVICES{where_fix}, or set it to a GPU's index "
+                "(e.g. 0): NVML still lists the GPU, but CUDA sees only the listed ones"))
+
+
+def gpu_unusable_cause(gpu: GpuInfo, torch: Mapping[str, Any],
+                       webui_env: Mapping[str, str] | None = None) -> tuple[str, Fix] | None:
+    """Why a CUDA build cannot reach an NVIDIA GPU here, the most specific cause first;
+    None when nothing explains it (then the GPU is usable, or the cause is unknown)."""
+    text = " ".join([*(str(w) for w in torch.get("warnings") or []), str(torch.get("output") or ""),
+                     str(torch.get("kernel_error") or "")])
+    code, acc, usable = gpu.nvml_error_code, gpu.access, _usable(gpu)
+    if code == 18 or "Error 803" in text:
+        return ("the NVIDIA driver and its libraries are of different versions (NVML "
+                "\"Driver/library version mismatch\", error 18; CUDA error 803): the driver "
+                "was upgraded while the old one is still loaded",
+                Fix("reboot the machine: the new driver loads at boot (nvidia-smi works "
+                    "again afterwards)"))
+    if not usable:
+        return _driver_cause(gpu)
+    hidden = _hidden(gpu, webui_env)
+    if hidden:
+        return hidden
+    wsl_dir = acc.wsl_lib_dir or WSL_LIB_DIR
+    if acc.wsl and code == 12:  # NVML came from the WSL2 folder, not the loader
+        return (f"WSL2: the driver libraries in {wsl_dir} are not on the loader path, so "
+                "torch cannot load libcuda.so.1 (sdboot found NVML only by looking there)",
+                Fix(f"put {wsl_dir} on the loader path: echo {wsl_dir} | sudo tee "
+                    "/etc/ld.so.conf.d/ld.wsl.conf && sudo ldconfig (or export "
+                    f"LD_LIBRARY_PATH={wsl_dir}:$LD_LIBRARY_PATH), then open a new shell"))
+    return None
+
+
+def _driver_cause(gpu: GpuInfo) -> tuple[str, Fix]:
+    """No driver answered: the WSL2, kernel-module, container or no-GPU story. A
+    CUDA_VISIBLE_DEVICES problem, if any, shows once the driver works."""
+    code, acc = gpu.nvml_error_code, gpu.access
+    if acc.wsl and acc.wsl_lib_dir is None:
+        return (f"WSL2 without GPU access: {WSL_LIB_DIR} holds no NVIDIA driver library",
+                Fix("install the NVIDIA driver on Windows (never inside WSL), update WSL "
+                    "(wsl --update in PowerShell) and restart it (wsl --shutdown)"))
+    no_nodes = acc.dev_nodes == ()
+    if code == 9:
+        return ("the NVIDIA driver is installed but not loaded (NVML: \"Driver Not Loaded\")"
+                + ("; /dev has no nvidia* device nodes" if no_nodes else ""),
+                Fix("reboot after a driver install or kernel update; if it remains: sudo "
+                    "modprobe nvidia (Secure Boot can block an unsigned module) or reinstall "
+                    "the driver, until nvidia-smi works"))
+    card = gpu.gpus[0].name if gpu.vendor == Vendor.NVIDIA and gpu.gpus else None
+    if card and no_nodes:
+        return (f"{card} is present, but there are no /dev/nvidia* device nodes and no "
+                "NVIDIA driver answers",
+                Fix("in a container: start it with GPU access (docker run --gpus all, with "
+                    "the NVIDIA Container Toolkit); on the machine itself: install the NVIDIA "
+                    "driver and reboot"))
+    if card:
+        return (f"{card} is present, but no NVIDIA driver answers"
+                + (f" (NVML: {gpu.nvml_error})" if gpu.nvml_error else ""),
+                Fix("install the NVIDIA driver (or repair it), then reboot; nvidia-smi must "
+                    "work"))
+    if code is not None and code != 12:
+        return (f"NVML failed: {gpu.nvml_error} (error {code})",
+                Fix("check nvidia-smi; reinstall the NVIDIA driver or reboot"))
+    other = f" (it has {gpu.gpus[0].name})" if gpu.gpus else ""
+    container = ("; no /dev/nvidia* either (a container started without --gpus looks the "
+                 "same)" if no_nodes else "")
+    return (f"this machine has no NVIDIA GPU{other}{container}",
+            Fix("use the CPU profile: sdboot install --profile cpu (ROCm for an AMD GPU), "
+                "or start on the CPU anyway: sdboot launch --allow-cpu"))
+
+
+def _not_visible(version: str, why: str, fix: Fix) -> Finding:
+    return Finding("gpu-not-visible", Severity.ERROR,
+                   f"torch {version} is a CUDA build, but no NVIDIA GPU is usable: {why}; the "
+                   "WebUI would stop with 'Torch is not able to use GPU'", fix)

@@ -1,0 +1,189 @@
+"""Package installs: building pip / uv command lines for a profile's torch stack (pure),
+the constraints file that keeps that stack pinned, and running the installs through the
+runner. Every pip call sdboot makes or starts uses the constraints file (directly with -c,
+or through PIP_CONSTRAINT / UV_CONSTRAINT for the WebUI's own pip calls)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdboot.errors import SdbootError
+from sdboot.io.files import atomic_write
+from sdboot.io.runner import Runner, which
+from sdboot.values import Profile
+
+INSTALL_TIMEOUT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class WheelSource:
+    """Where the torch wheels come from: the profile's index, or a mirror of it."""
+
+    url: str | None  # None: the default package index
+    mode: str  # index | extra | find-links | default
+
+    def args(self) -> list[str]:
+        if self.url is None or self.mode == "default":
+            return []
+        flag = {"index": "--index-url", "extra": "--extra-index-url",
+                "find-links": "--find-links"}[self.mode]
+        return [flag, self.url]
+
+
+def profile_source(profile: Profile) -> WheelSource:
+    return WheelSource(profile.index_url, profile.index_mode)
+
+
+@dataclass(frozen=True)
+class Installer:
+    kind: str  # pip | uv
+    exe: str | None  # the uv binary; None for pip (run as `python -m pip`)
+
+    def base(self, python: Path) -> list[str]:
+        if self.kind == "uv":
+            return [str(self.exe), "pip", "install", "--python", str(python)]
+        return [str(python), "-m", "pip", "install"]
+
+
+def find_uv() -> str | None:
+    exe = which("uv")
+    if exe:
+        return exe
+    try:  # the optional dependency sdboot[uv] ships the binary inside a Python package
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return None
+
+
+def choose_installer(prefer: str | None = None) -> Installer:
+    """uv when available (several times faster on big wheels), else pip. SDBOOT_INSTALLER
+    (pip|uv) or `prefer` forces one."""
+    wanted = (prefer or os.environ.get("SDBOOT_INSTALLER") or "auto").lower()
+    if wanted not in ("auto", "pip", "uv"):
+        raise SdbootError(f"unknown installer '{wanted}'", "use pip or uv")
+    if wanted in ("auto", "uv"):
+        uv = find_uv()
+        if uv:
+            return Installer("uv", uv)
+        if wanted == "uv":
+            raise SdbootError("uv is not installed", "pip install 'sdboot[uv]', or use pip")
+    return Installer("pip", None)
+
+
+def stack_pins(profile: Profile) -> list[str]:
+    pins = [f"torch=={profile.torch}", f"torchvision=={profile.torchvision}"]
+    if profile.xformers:
+        pins.append(f"xformers=={profile.xformers}")
+    return pins
+
+
+def render_constraints(profile: Profile) -> str:
+    return (
+        f"# Written by sdboot for profile {profile.name}. Every pip call sdboot makes or\n"
+        "# starts (the WebUI's own, through PIP_CONSTRAINT) uses this file, so nothing can\n"
+        "# replace the pinned torch stack. Change it with sdboot, not by hand.\n"
+        + "\n".join(stack_pins(profile)) + "\n"
+    )
+
+
+def write_constraints(profile: Profile, path: Path) -> Path:
+    atomic_write(path, render_constraints(profile).encode())
+    return path
+
+
+def constraint_env(constraints: Path) -> dict[str, str]:
+    """For child processes that run pip themselves (the WebUI's launch.py, extensions)."""
+    return {"PIP_CONSTRAINT": str(constraints), "UV_CONSTRAINT": str(constraints)}
+
+
+def plan_stack_install(profile: Profile, python: Path, installer: Installer, constraints: Path,
+                       source: WheelSource | None = None) -> list[list[str]]:
+    """The commands that install exactly the profile's stack. torch and torchvision come
+    from the profile's wheel index; xformers from the default index (where its wheels for
+    these torch versions live) with the torch index as an extra source, under the same
+    constraints, so it can never pull in another torch."""
+    source = source or profile_source(profile)
+    base = installer.base(python)
+    pins = stack_pins(profile)
+    torch_pins, xformers_pins = pins[:2], pins[2:]
+    commands = [[*base, *torch_pins, *source.args(), "-c", str(constraints), *profile.pip_args]]
+    if xformers_pins:
+        extra = (["--extra-index-url", source.url] if source.url and source.mode
+                 in ("index", "extra") else source.args())
+        commands.append([*base, *xformers_pins, *extra, "-c", str(constraints),
+                         *profile.pip_args])
+    return commands
+
+
+_PROGRESS = re.compile(r"^(Collecting|Downloading|Installing|Successfully|Resolved|Prepared|"
+                       r"Installed|Requirement already|Using cached|Building|\s*[+-] )")
+
+
+def install_stack(profile: Profile, python: Path, constraints: Path, runner: Runner,
+                  installer: Installer | None = None, source: WheelSource | None = None,
+                  env: dict[str, str] | None = None,
+                  on_progress: Callable[[str], None] | None = None) -> list[list[str]]:
+    """Write the constraints file, then install the stack. Raises SdbootError (exit 1)
+    with the tail of the installer's output when a step fails."""
+    installer = installer or choose_installer()
+    write_constraints(profile, constraints)
+    commands = plan_stack_install(profile, python, installer, constraints, source)
+    for argv in commands:
+        def show(line: str) -> None:
+            if on_progress is not None and _PROGRESS.match(line):
+                on_progress(line.strip())
+
+        res = runner.stream(argv, timeout=INSTALL_TIMEOUT_S, env=env, on_line=show)
+        if not res.ok:
+            where = f"; full log: {runner.log_path}" if runner.log_path else ""
+            what = " ".join(argv[len(installer.base(python)):][:2])
+            raise SdbootError(
+                f"{installer.kind} could not install {what} (exit {res.returncode}): "
+                f"{res.tail(3)}",
+                f"check the wheel index and your network{where}", exit_code=1)
+    return commands
+
+
+_VERSIONS = (
+    "import json, sys\n"
+    "from importlib import metadata\n"
+    "out = {}\n"
+    "for name in sys.argv[1:]:\n"
+    "    try:\n"
+    "        out[name] = metadata.version(name)\n"
+    "    except metadata.PackageNotFoundError:\n"
+    "        out[name] = None\n"
+    "print(json.dumps(out))\n"
+)
+
+
+def query_installed(python: Path, runner: Runner,
+                    names: tuple[str, ...] = ("torch", "torchvision", "xformers", "pip"),
+                    ) -> dict[str, str | None] | None:
+    """Installed versions from package metadata, without importing anything heavy (tens of
+    milliseconds even with a real torch). None when the interpreter does not run."""
+    import json
+
+    if not python.exists():
+        return None
+    res = runner.run([str(python), "-I", "-c", _VERSIONS, *names], timeout=60)
+    if not res.ok:
+        return None
+    try:
+        doc = json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+    return {k: (str(v) if v is not None else None) for k, v in doc.items()}
+
+
+def mirror_source(profile: Profile, url: str | None, kind: str | None) -> WheelSource:
+    """The profile's wheels through a torch mirror (kind torch-index or torch-find-links)."""
+    if url is None:
+        return profile_source(profile)
+    return WheelSource(url, "find-links" if kind == "torch-find-links" else "extra")

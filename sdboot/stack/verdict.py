@@ -1,0 +1,315 @@
+"""`sdboot verify`: run the probe inside the environment, then judge it against the GPU
+facts and the expected stack. assess_stack() is pure and shared with the doctor and the
+launch guard (one verdict for all three); the probe runs through the runner, once, with
+a timeout. Also here: why no NVIDIA GPU is usable (gpu-not-visible), numpy against the
+torch build (numpy-abi), and an environment whose interpreter cannot start (env-broken)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from sdboot.errors import SdbootError
+from sdboot.io.runner import Runner
+from sdboot.stack import probe as probe_module
+from sdboot.stack.fit import arch_supported
+from sdboot.stack.gpu_visibility import _hidden, _not_visible, _usable, gpu_unusable_cause
+from sdboot.stack.packages import WheelSource, profile_source
+from sdboot.values import Finding, Fix, GpuInfo, Profile, Severity, Vendor
+
+PROBE_TIMEOUT_S = 120.0  # a real torch import can take tens of seconds on a cold disk
+
+
+def run_probe(python: Path, runner: Runner, timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
+    """One subprocess in the target interpreter. -I keeps our own paths out of it."""
+    if not python.exists():
+        raise SdbootError(f"{python} does not exist", "give the environment's python with "
+                          "--python PATH", exit_code=2)
+    res = runner.run([str(python), "-I", probe_module.__file__], timeout=timeout)
+    text = res.stdout
+    start = text.find(probe_module.MARK_START)
+    end = text.find(probe_module.MARK_END, start)
+    if start < 0 or end < 0:
+        why = "timed out" if res.timed_out else f"exit {res.returncode}: {res.tail(4)}"
+        raise SdbootError(f"the probe could not run in {python} ({why})",
+                          "is that a working Python? try: " + f"{python} -c 'print(1)'",
+                          exit_code=1)
+    doc: dict[str, Any] = json.loads(text[start + len(probe_module.MARK_START):end])
+    return doc
+
+
+def _base(version: str | None) -> str | None:
+    return version.split("+", 1)[0] if version else None
+
+
+def _cuda_tuple(text: str | None) -> Version | None:
+    try:
+        return Version(text) if text else None
+    except InvalidVersion:
+        return None
+
+
+def reinstall_fix(profile: Profile | None, python: str, source: WheelSource | None = None,
+                  why: str = "reinstall the pinned CUDA build") -> Fix | None:
+    if profile is None:
+        return None
+    src = source or profile_source(profile)
+    argv = (python, "-m", "pip", "install", "--force-reinstall", "--no-deps",
+            f"torch=={profile.torch}", f"torchvision=={profile.torchvision}", *src.args())
+    return Fix(f"{why}: torch {profile.torch} ({profile.name})", (argv,), automatic=True)
+
+
+def stack_install_fix(profile: Profile | None, python: str, constraints: Path | None = None,
+                      why: str = "install the pinned stack") -> Fix | None:
+    """The pinned stack WITH its dependencies (an environment without torch lacks torch's
+    own requirements too), under the constraints file when there is one; without it, the
+    torch pin beside xformers keeps pip from replacing torch."""
+    if profile is None:
+        return None
+    src = profile_source(profile)
+    base = (python, "-m", "pip", "install")
+    cons = ("-c", str(constraints)) if constraints is not None else ()
+    commands = [(*base, f"torch=={profile.torch}", f"torchvision=={profile.torchvision}",
+                 *src.args(), *cons, *profile.pip_args)]
+    if profile.xformers:
+        extra = (["--extra-index-url", src.url] if src.url and src.mode in ("index", "extra")
+                 else src.args())
+        pin = () if cons else (f"torch=={profile.torch}",)
+        commands.append((*base, f"xformers=={profile.xformers}", *pin, *extra, *cons,
+                         *profile.pip_args))
+    return Fix(f"{why}: torch {profile.torch} ({profile.name}) with its dependencies",
+               tuple(commands), automatic=True)
+
+
+
+
+# -- numpy-abi ----------------------------------------------------------------------------
+
+# torch 2.3.0 is the first release built against NumPy 2.0 (whose ABI also runs on 1.x);
+# older builds import beside NumPy 2 but their numpy bridge fails ("_ARRAY_API not found").
+# See pytorch/pytorch#107302 (NumPy 2.0 support) and the torch 2.3 release notes.
+NUMPY2_FIRST_TORCH = Version("2.3")
+NUMPY_ABI_MARKERS = ("compiled using NumPy 1.x cannot be run in", "_ARRAY_API not found")
+
+
+def _numpy_abi(probe: Mapping[str, Any], torch: Mapping[str, Any], python: str,
+               numpy_pin: str | None, constraints: Path | None) -> Finding | None:
+    numpy_version = (probe.get("numpy") or {}).get("version")
+    text = "\n".join([*(str(w) for w in torch.get("warnings") or []),
+                      str(torch.get("output") or ""), str(torch.get("import_error") or "")])
+    seen = next((m for m in NUMPY_ABI_MARKERS if m in text), None)
+    torch_version = str(torch.get("version") or torch.get("dist_version") or "")
+    try:
+        old_torch = Version(_base(torch_version) or "0") < NUMPY2_FIRST_TORCH
+        numpy2 = numpy_version is not None and Version(numpy_version).major >= 2
+    except InvalidVersion:
+        old_torch = numpy2 = False
+    if seen is None and not (old_torch and numpy2):
+        return None
+    spec = numpy_pin or "numpy<2"
+    cons = ("-c", str(constraints)) if constraints is not None else ()
+    why = f"torch {torch_version} was built against NumPy 1.x, but numpy {numpy_version} " \
+          "is installed" if old_torch and numpy2 else f"numpy {numpy_version} does not " \
+          f"match the torch build"
+    return Finding("numpy-abi", Severity.ERROR,
+                   why + (f" ('{seen}')" if seen else "") + ": tensors cannot pass to or from "
+                   "numpy, and the WebUI fails on its first image",
+                   Fix(f"install {spec}" + (" (the WebUI's pin)" if numpy_pin else ""),
+                       ((python, "-m", "pip", "install", spec, *cons),), automatic=True))
+
+
+def webui_numpy_pin(webui_dir: Path | None) -> str | None:
+    """numpy==X from the WebUI's requirements_versions.txt."""
+    if webui_dir is None:
+        return None
+    try:
+        text = (webui_dir / "requirements_versions.txt").read_text(errors="replace")
+    except OSError:
+        return None
+    match = re.search(r"^\s*(numpy\s*==\s*[\w.]+)", text, re.MULTILINE | re.IGNORECASE)
+    return match.group(1).replace(" ", "") if match else None
+
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    findings: tuple[Finding, ...]
+    summary: str
+
+
+def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
+                 python: str, pinned: bool = True, *,
+                 webui_env: Mapping[str, str] | None = None, constraints: Path | None = None,
+                 numpy_pin: str | None = None) -> Verdict:
+    """Can this environment run the WebUI on this machine's GPU? Pure. `expected` gives the
+    fix commands; only a pinned expectation (install record, --profile, the WebUI's own
+    pins) can make installed versions "drift" -- the resolver's pick is a suggestion.
+    `webui_env`: webui-user's exports (CUDA_VISIBLE_DEVICES); `constraints`: the pins file
+    that exists for the fixes; `numpy_pin`: the WebUI's numpy==X."""
+    findings: list[Finding] = []
+    torch = probe.get("torch") or {}
+    nvidia = gpu.vendor == Vendor.NVIDIA and bool(gpu.gpus)
+    fix = reinstall_fix(expected, python)
+
+    if not probe.get("pip"):
+        findings.append(Finding("pip-missing", Severity.ERROR,
+                                "the environment's Python has no pip, so the WebUI cannot "
+                                "install its requirements",
+                                Fix("bootstrap pip", ((python, "-m", "ensurepip", "--upgrade"),),
+                                    automatic=True)))
+    if not torch.get("installed"):
+        findings.append(Finding("torch-missing", Severity.ERROR,
+                                "torch is not installed in this environment",
+                                stack_install_fix(expected, python, constraints)))
+        return make_verdict(findings, "torch is not installed")
+    numpy_abi = _numpy_abi(probe, torch, python, numpy_pin, constraints)
+    if numpy_abi is not None:
+        findings.append(numpy_abi)
+        if torch.get("import_error") and any(m in str(torch["import_error"])
+                                             for m in NUMPY_ABI_MARKERS):
+            return make_verdict(findings, "torch does not import beside this numpy")
+    if torch.get("import_error"):
+        findings.append(Finding("torch-import-error", Severity.ERROR,
+                                f"torch {torch.get('dist_version')} is installed but fails to "
+                                f"import: {torch['import_error']}", fix))
+        return make_verdict(findings, "torch does not import")
+
+    version = torch.get("version") or ""
+    build_cuda = torch.get("cuda")
+    cpu_build = build_cuda is None or version.endswith("+cpu")
+    if cpu_build:
+        if nvidia:
+            findings.append(Finding(
+                "cpu-torch", Severity.ERROR,
+                f"torch {version} is a CPU-only build, but this machine has "
+                f"{gpu.gpus[0].name}: the WebUI would stop with 'Torch is not able to use GPU'",
+                fix))
+        elif gpu.vendor in (Vendor.NONE, Vendor.INTEL):
+            findings.append(Finding("cpu-torch-no-gpu", Severity.INFO,
+                                    f"torch {version} is a CPU build and this machine has no "
+                                    "supported GPU: fine (the WebUI needs --skip-torch-cuda-test "
+                                    "--no-half --precision full)"))
+    elif not _usable(gpu) or _hidden(gpu, webui_env):
+        why, gpu_fix = gpu_unusable_cause(gpu, torch, webui_env) or (
+            "no NVIDIA driver answers", Fix("check nvidia-smi"))
+        findings.append(_not_visible(version, why, gpu_fix))
+    elif nvidia:
+        driver_cuda = _cuda_tuple(gpu.cuda_driver_version)
+        wanted = _cuda_tuple(build_cuda)
+        if driver_cuda and wanted and wanted > driver_cuda:
+            findings.append(Finding(
+                "driver-too-old", Severity.ERROR,
+                f"torch {version} is built for CUDA {build_cuda}, but driver "
+                f"{gpu.driver_version} supports CUDA {gpu.cuda_driver_version} at most",
+                Fix(f"update the NVIDIA driver (CUDA {build_cuda} needs a newer one), or "
+                    f"install a build for CUDA <= {gpu.cuda_driver_version}: "
+                    f"sdboot resolve --explain")))
+        arch_list = [str(a) for a in torch.get("arch_list") or []]
+        arch = [a[3:-1] + "." + a[-1] for a in arch_list if a.startswith("sm_")]
+        ptx = any(a.startswith("compute_") for a in arch_list)
+        for dev in gpu.gpus if arch else ():
+            if dev.compute_capability and not arch_supported(dev.compute_capability, arch, ptx):
+                findings.append(Finding(
+                    "gpu-arch-unsupported", Severity.ERROR,
+                    f"torch {version} has no kernels for {dev.name} (compute capability "
+                    f"{dev.compute_capability}); it has {', '.join(arch)}",
+                    Fix("install a build with kernels for this GPU: sdboot resolve "
+                        "--explain (RTX 50 needs torch >= 2.7 with cu128)")))
+        cause = None if torch.get("cuda_available") else gpu_unusable_cause(gpu, torch,
+                                                                             webui_env)
+        if cause is not None and not findings_of(findings, "driver-too-old"):
+            findings.append(_not_visible(version, *cause))
+        elif not torch.get("cuda_available") and not findings_of(findings, "driver-too-old"):
+            warn = "; ".join(torch.get("warnings") or []) or torch.get("kernel_error") or ""
+            findings.append(Finding("cuda-unavailable", Severity.ERROR,
+                                    f"torch.cuda.is_available() is False with torch {version}"
+                                    + (f": {warn}" if warn else ""), fix))
+        elif torch.get("cuda_available") and torch.get("kernel_ok") is False:
+            error = torch.get("kernel_error") or "wrong result"
+            if "no kernel image" in error and not findings_of(findings, "gpu-arch-unsupported"):
+                findings.append(Finding("gpu-arch-unsupported", Severity.ERROR,
+                                        f"the kernel check failed: {error}",
+                                        Fix("install a build with kernels for this GPU: "
+                                            "sdboot resolve --explain")))
+            elif "no kernel image" not in error:
+                findings.append(Finding("cuda-kernel-failed", Severity.ERROR,
+                                        f"the kernel check {probe_module.KERNEL_CHECK} failed: "
+                                        f"{error}", fix))
+
+    if pinned and expected is not None and _base(version) != expected.torch_base and not (
+            cpu_build and nvidia):
+        findings.append(Finding("torch-drift", Severity.WARNING,
+                                f"torch {version} is installed; the expected stack "
+                                f"({expected.name}) pins {expected.torch}",
+                                reinstall_fix(expected, python, why="restore the pinned stack")))
+    xformers = probe.get("xformers") or {}
+    built_for = xformers.get("built_for_torch")
+    if xformers.get("installed") and built_for and _base(built_for) != _base(version):
+        findings.append(Finding(
+            "xformers-mismatch", Severity.ERROR,
+            f"xformers {xformers.get('version')} was built for torch {built_for}, "
+            f"but torch {version} is installed: its CUDA ops will not load",
+            _xformers_fix(expected, version, python)))
+    if cpu_build and not nvidia:
+        summary = f"CPU torch {version} on a machine without a supported GPU"
+    elif findings_of(findings, "gpu-not-visible"):
+        summary = f"CUDA torch {version}, but no usable NVIDIA GPU"
+    elif nvidia and torch.get("kernel_ok"):
+        devices = ", ".join(d["name"] for d in torch.get("devices") or [])
+        summary = f"CUDA torch {version} runs on {devices} (kernel check passed)"
+    else:
+        summary = f"torch {version}"
+    return make_verdict(findings, summary)
+
+
+def _xformers_fix(expected: Profile | None, torch_version: str, python: str) -> Fix:
+    """The pinned xformers when the installed torch is the expected one; else advice."""
+    if expected and expected.xformers and _base(torch_version) == expected.torch_base:
+        return Fix("install the xformers built for the installed torch",
+                   ((python, "-m", "pip", "install", "--no-deps",
+                     f"xformers=={expected.xformers}"),), automatic=True)
+    return Fix("install the xformers release built for the installed torch "
+               "(FACTS: each xformers up to 0.0.34 pins one exact torch), or uninstall it")
+
+
+def findings_of(findings: list[Finding], code: str) -> list[Finding]:
+    return [f for f in findings if f.code == code]
+
+
+def make_verdict(findings: list[Finding], summary: str) -> Verdict:
+    ok = not any(f.severity == Severity.ERROR for f in findings)
+    return Verdict(ok, tuple(findings), summary)
+
+
+def expected_profile(profiles: dict[str, Profile], webui_pins_torch: str | None,
+                     resolved: Profile | None) -> tuple[Profile | None, str]:
+    """CONTRACT order, without an install record yet: the WebUI launch file's pins (when a
+    profile carries them), else the resolver's choice. Returns (profile, source)."""
+    if webui_pins_torch:
+        base = _base(webui_pins_torch)
+        for p in sorted(profiles.values(), key=lambda p: p.name):
+            if p.torch_base == base and p.backend == "cuda":
+                return p, "webui-pins"
+    return resolved, "resolver"
+
+
+def verdict_to_json(verdict: Verdict, python: Path, probe: dict[str, Any], gpu: GpuInfo,
+                    expected: Profile | None, expected_source: str) -> dict[str, Any]:
+    return {
+        "schema": "sdboot.verify/1",
+        "ok": verdict.ok,
+        "summary": verdict.summary,
+        "python": str(python),
+        "expected_profile": expected.name if expected else None,
+        "expected_source": expected_source,
+        "findings": [f.to_json() for f in verdict.findings],
+        "probe": probe,
+        "gpu": gpu.to_json(),
+    }

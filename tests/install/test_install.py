@@ -1,0 +1,263 @@
+"""`sdboot install` end to end on the local world (tests/world/local.py): a full install,
+the no-op second run, an install killed at every step and resumed, --dry-run, and the bad
+inputs and faults of the issue."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sdboot.install.run import disk_verdict
+from sdboot.io.files import exclusive_lock
+from tests.world.githost import git
+from tests.world.local import LocalWorld, build_local_world, sdboot_argv
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = ["clone", "env", "torch", "verify", "prepare", "reverify", "webui-user", "record"]
+
+
+@pytest.fixture(scope="module")
+def lw(tmp_path_factory: pytest.TempPathFactory) -> LocalWorld:
+    world = build_local_world(tmp_path_factory.mktemp("local-world"))
+    yield world
+    world.stop()
+
+
+def sdboot(lw: LocalWorld, *args: str, env: dict[str, str] | None = None,
+           timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(sdboot_argv(*args), env=env or lw.env(), capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout)
+
+
+def _assert_verified(lw: LocalWorld, webui: Path) -> dict:
+    res = sdboot(lw, "verify", str(webui), "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["ok"] and doc["probe"]["torch"]["version"] == "2.1.2+cu121"
+    return doc
+
+
+def test_full_install_then_noop(lw: LocalWorld, tmp_path: Path) -> None:
+    webui = tmp_path / "webui"
+    res = sdboot(lw, "install", str(webui), "--mirror", "world", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["schema"] == "sdboot.install/1" and doc["complete"]
+    assert [s["name"] for s in doc["steps"]] == STEPS
+    assert all(s["status"] == "done" for s in doc["steps"])
+    assert doc["profile"] == "torch2.1.2-cu121"
+    assert doc["webui_args"] == ["--medvram-sdxl", "--xformers"]  # a 12 GB RTX 3060
+    assert doc["next"] == f"sdboot launch {webui}"
+    _assert_verified(lw, webui)
+    # the WebUI cloned through the proxy, at the pinned commit
+    record = json.loads((webui / ".sdboot/install.json").read_text())
+    assert record["clone_url"].startswith(lw.github.url + "https://github.com/")
+    assert record["commit"] == lw.commits["webui"]
+    # the WebUI's own preparation: repositories at their pinned commits, the dead upstream
+    # substituted, requirements installed without touching torch
+    assert git("rev-parse", "HEAD", cwd=webui / "repositories/stable-diffusion-stability-ai") \
+        == lw.commits["sd"]
+    assert record["versions"]["torch"] == "2.1.2+cu121"
+    sh = (webui / "webui-user.sh").read_text()
+    assert "export venv_dir=venv" in sh and "--medvram-sdxl --xformers" in sh
+    assert f"export PIP_CONSTRAINT={webui / '.sdboot/constraints.txt'}" in sh
+    assert "export TORCH_COMMAND='pip install torch==2.1.2+cu121" in sh
+    bat = (webui / "webui-user.bat").read_bytes().decode()
+    assert bat.index('set "COMMANDLINE_ARGS=') < bat.index("call webui.bat")
+
+    seen = len(lw.github.requests)
+    again = sdboot(lw, "install", str(webui), "--json")
+    assert again.returncode == 0, again.stderr
+    doc2 = json.loads(again.stdout)
+    assert doc2["nothing_to_do"] and all(s["status"] == "skipped" for s in doc2["steps"])
+    assert len(lw.github.requests) == seen  # no network on a complete install
+    plain = sdboot(lw, "install", str(webui))
+    assert "Everything is in place" in plain.stdout
+
+
+def test_without_a_mirror_the_dead_upstream_is_substituted(lw: LocalWorld,
+                                                            tmp_path: Path) -> None:
+    webui = tmp_path / "webui"
+    res = sdboot(lw, "install", str(webui), "--mirror", "none")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "mirrors: none (upstreams)" in res.stdout
+    assert (webui / "repositories/stable-diffusion-stability-ai/ldm/__init__.py").is_file()
+    _assert_verified(lw, webui)
+
+
+def _kill_at(lw: LocalWorld, webui: Path, step: int) -> None:
+    """Start an install and SIGKILL it as soon as step `step` begins."""
+    proc = subprocess.Popen(sdboot_argv("install", str(webui), "--mirror", "world"),
+                            env=lw.env(), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    killed = False
+    for line in proc.stdout:
+        if line.startswith(f"[{step}/8]") and line.rstrip().endswith("..."):
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+    proc.wait(timeout=120)
+    assert killed, f"step {step} never started"
+
+
+@pytest.mark.parametrize("step", range(1, 9), ids=STEPS)
+def test_killed_at_each_step_then_resumed(lw: LocalWorld, tmp_path: Path, step: int) -> None:
+    webui = tmp_path / "webui"
+    _kill_at(lw, webui, step)
+    # the same command again; after the clone the record even remembers the options
+    again = ["--mirror", "world"] if step == 1 else []
+    res = sdboot(lw, "install", str(webui), *again, "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["complete"], doc
+    statuses = {s["name"]: s["status"] for s in doc["steps"]}
+    if step > 1:  # the clone was finished before the kill
+        assert statuses["clone"] == "skipped"
+    assert doc["mirror"]["github"] == "world-gh"  # the interrupted run's mirror is kept
+    _assert_verified(lw, webui)
+    assert not (tmp_path / ".webui.sdboot-partial").exists()
+
+
+def test_dry_run_changes_nothing(lw: LocalWorld, tmp_path: Path) -> None:
+    webui = tmp_path / "webui"
+    res = sdboot(lw, "install", str(webui), "--mirror", "world", "--dry-run", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert all(s["status"] == "planned" for s in doc["steps"])
+    commands = {s["name"]: s["commands"] for s in doc["steps"]}
+    assert "git clone --branch v1.10.1 " + lw.github.url in commands["clone"][0]
+    assert "torch==2.1.2+cu121" in commands["torch"][0]
+    assert "launch.py --exit" in commands["prepare"][0]
+    assert list(tmp_path.iterdir()) == []  # no folder, no lock, no record
+
+
+def test_existing_checkout_is_completed_not_cloned(lw: LocalWorld, tmp_path: Path) -> None:
+    webui = tmp_path / "mine"
+    git("clone", "-q", lw.github_url + "AUTOMATIC1111/stable-diffusion-webui.git", str(webui))
+    (webui / "my-notes.txt").write_text("mine")
+    res = sdboot(lw, "install", str(webui), "--mirror", "world", "--json")
+    assert res.returncode == 0, res.stderr
+    steps = {s["name"]: s["status"] for s in json.loads(res.stdout)["steps"]}
+    assert steps["clone"] == "skipped" and steps["torch"] == "done"
+    assert (webui / "my-notes.txt").read_text() == "mine"
+
+
+# --- bad input and faults --------------------------------------------------------------------
+
+
+def _two_lines(res: subprocess.CompletedProcess[str]) -> str:
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.startswith(("error:", "hint:"))]
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: ")
+    assert "Traceback" not in res.stderr
+    return lines[0]
+
+
+def test_not_empty_and_not_a_webui(lw: LocalWorld, tmp_path: Path) -> None:
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "a.txt").write_text("x")
+    res = sdboot(lw, "install", str(tmp_path / "stuff"))
+    assert res.returncode == 2
+    assert "is not empty and holds no WebUI" in _two_lines(res)
+    (tmp_path / "file").write_text("x")
+    res = sdboot(lw, "install", str(tmp_path / "file"))
+    assert res.returncode == 2 and "is a file" in _two_lines(res)
+
+
+def test_unknown_ref_and_not_a_webui_repo(lw: LocalWorld, tmp_path: Path) -> None:
+    res = sdboot(lw, "install", str(tmp_path / "w1"), "--mirror", "world", "--ref", "v9.9.9")
+    assert res.returncode == 1
+    assert "git clone" in _two_lines(res) and "full log:" in res.stderr
+    assert not (tmp_path / "w1").exists()
+    res = sdboot(lw, "install", str(tmp_path / "w2"), "--mirror", "world", "--webui-repo",
+                 "https://github.com/crowsonkb/k-diffusion.git", "--ref", "master")
+    assert res.returncode == 2
+    assert "is not a Stable Diffusion WebUI repository" in _two_lines(res)
+    assert not (tmp_path / "w2").exists() and not (tmp_path / ".w2.sdboot-partial").exists()
+
+
+def test_git_missing(lw: LocalWorld, tmp_path: Path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    res = sdboot(lw, "install", str(tmp_path / "w"), env=lw.env(PATH=str(empty)))
+    assert res.returncode == 1 and "git is not installed" in _two_lines(res)
+
+
+def test_dead_mirror(lw: LocalWorld, tmp_path: Path) -> None:
+    res = sdboot(lw, "install", str(tmp_path / "w"), "--mirror", "dead")
+    assert res.returncode == 1
+    assert "git clone" in _two_lines(res)
+    assert "mirror" in res.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_failed_pip_step_then_fixed(lw: LocalWorld, tmp_path: Path) -> None:
+    webui = tmp_path / "w"
+    # a profile whose wheels the index does not have: the torch step fails, cleanly
+    res = sdboot(lw, "install", str(webui), "--mirror", "world", "--profile",
+                 "torch2.10.0-cu130")
+    assert res.returncode == 1
+    assert "could not install" in _two_lines(res) and "full log:" in res.stderr
+    record = json.loads((webui / ".sdboot/install.json").read_text())
+    assert "torch" not in record["steps"] and "env" in record["steps"]
+    res = sdboot(lw, "install", str(webui), "--profile", "torch2.1.2-cu121", "--json")
+    assert res.returncode == 0, res.stderr
+    steps = {s["name"]: s["status"] for s in json.loads(res.stdout)["steps"]}
+    assert steps["env"] == "skipped" and steps["torch"] == "done"
+
+
+def test_second_install_into_the_same_folder_is_refused(lw: LocalWorld, tmp_path: Path) -> None:
+    with exclusive_lock(tmp_path / ".w.sdboot.lock") as held:
+        assert held
+        res = sdboot(lw, "install", str(tmp_path / "w"), "--mirror", "world")
+    assert res.returncode == 1
+    assert "another sdboot install is running" in _two_lines(res)
+
+
+def test_disk_verdicts() -> None:
+    gb = 1024**3
+    assert disk_verdict(5 * gb, "cuda")[0] == "stop"
+    assert disk_verdict(9 * gb, "cuda")[0] == "warn"
+    assert disk_verdict(50 * gb, "cuda")[0] == "ok"
+    assert disk_verdict(4 * gb, "cpu")[0] == "warn"
+    assert "needs about 8 GB" in disk_verdict(5 * gb, "cuda")[1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_read_only_parent(lw: LocalWorld, tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere: run as a normal user to exercise this")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    res = sdboot(lw, "install", str(ro / "w"))
+    ro.chmod(0o755)
+    assert res.returncode == 2 and "cannot write" in _two_lines(res)
+
+
+def test_conda_install_from_environment_wsl2(lw: LocalWorld, tmp_path: Path) -> None:
+    from tests.world.fake_conda import install_fake_conda
+
+    bin_dir = install_fake_conda(tmp_path / "conda")
+    env = lw.env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    webui = tmp_path / "webui"
+    res = sdboot(lw, "install", str(webui), "--mirror", "world", "--env", "conda", "--json",
+                 env=env)
+    assert res.returncode == 0, res.stderr
+    record = json.loads((webui / ".sdboot/install.json").read_text())
+    assert record["env"]["kind"] == "conda"
+    assert record["env"]["prefix"] == str(webui / "conda-env")
+    calls = [json.loads(ln) for ln in (tmp_path / "conda/calls.jsonl").read_text().splitlines()]
+    assert calls[0][:3] == ["conda", "env", "create"]
+    derived = (webui / ".sdboot/environment.yaml").read_text()
+    assert "pytorch" not in derived.split("dependencies:")[1] and "python=3.10" in derived
+    sh = (webui / "webui-user.sh").read_text()
+    assert "export venv_dir=-" in sh
+    _assert_verified(lw, webui)
