@@ -46,9 +46,35 @@ app = typer.Typer(
 )
 
 
+def version_text() -> str:
+    """What a bug report needs: sdboot, Python, the platform, and which shipped data (the
+    mirror table, the WebUI catalog, the profiles) this copy carries, as short digests."""
+    import hashlib
+    import platform
+
+    from sdboot.io.datafile import data_dir
+
+    base = data_dir()
+    files = [base / "mirrors.yaml", base / "webuis.yaml",
+             *sorted((base / "profiles").glob("*.yaml"))]
+    lines = [f"sdboot {__version__}",
+             f"python {platform.python_version()} ({sys.executable})",
+             f"platform {platform.platform()} {platform.machine()}"]
+    for label, group in (("mirrors.yaml", files[:1]), ("webuis.yaml", files[1:2]),
+                         (f"profiles ({len(files) - 2})", files[2:])):
+        digest = hashlib.sha256()
+        for path in group:
+            try:
+                digest.update(path.read_bytes())
+            except OSError:
+                digest.update(b"missing")
+        lines.append(f"data {label}: {digest.hexdigest()[:12]}")
+    return "\n".join(lines)
+
+
 def _version(value: bool) -> None:
     if value:
-        print(f"sdboot {__version__}")
+        print(version_text())
         raise typer.Exit(0)
 
 
@@ -56,8 +82,9 @@ def _version(value: bool) -> None:
 def root(
     verbose: bool = typer.Option(False, "-v", "--verbose",
                                  help="Show tracebacks and debug details on errors."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(False, "-V", "--version", callback=_version, is_eager=True,
+                                 help="Print the version, Python, platform and data "
+                                      "digests, and exit."),
 ) -> None:
     """sdboot: install and repair Stable Diffusion WebUI."""
 

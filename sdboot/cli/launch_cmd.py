@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         from sdboot.errors import SdbootError
         from sdboot.io.mask import mask, mask_env
         from sdboot.io.runner import Runner, shown
-        from sdboot.launch.guard import LaunchRequest, hand_over, prepare_launch
+        from sdboot.launch.guard import CPU_CODES, LaunchRequest, hand_over, prepare_launch
 
         chosen = [f for f, on in (("--medvram", medvram), ("--lowvram", lowvram),
                                   ("auto", auto)) if on]
@@ -62,12 +62,17 @@ def register(app: typer.Typer) -> None:
                 if f.fix is not None:
                     how = shown(list(f.fix.commands[0])) if f.fix.commands else f.fix.summary
                     con.print(f"    fix: {how}", markup=False, highlight=False)
-            if all(f.code == "repo-incomplete" for f in refused):
-                print_error("the WebUI would stop at a broken repositories/ folder: not "
-                            "started", "apply the fix above (sdboot doctor --fix)")
-            else:
+            # the hint fits the refusal: --allow-cpu only where it would start the WebUI
+            if all(f.code in ("repo-incomplete", "git-unsafe-directory") for f in refused):
+                print_error("the WebUI would stop at a folder of repositories/: not started",
+                            "apply the fix above (sdboot doctor --fix)")
+            elif not allow_cpu and all(f.code in CPU_CODES for f in refused):
                 print_error("the WebUI would not run on this GPU: not started",
-                            "apply the fix above (sdboot doctor --fix), or --allow-cpu")
+                            "apply the fix above (sdboot doctor --fix), or start on the CPU "
+                            "(slow): sdboot launch --allow-cpu")
+            else:
+                print_error("the WebUI would not start with this environment: not started",
+                            "apply the fix above (sdboot doctor --fix)")
             raise typer.Exit(1)
         for note in plan.notes:
             con.print(note, style="yellow" if note.startswith("warning") else None,

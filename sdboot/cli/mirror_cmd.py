@@ -87,7 +87,19 @@ def test_mirrors(
                    "auto": choice.to_json(), "reasons": reasons})
     else:
         render_health(console(), rank(results), elapsed, timeout, reasons)
-    if not any(h.alive for h in results):
+    tested = [g for g in groups if any(h.candidate.group == g for h in results)]
+    dead = [g for g in tested
+            if not any(h.alive for h in results if h.candidate.group == g)]
+    if dead:
+        err = console(json_mode=True)  # stderr: stdout may carry the JSON document
+        if dead == tested:
+            err.print("nothing answered, upstreams and mirrors alike: you seem to be offline "
+                      "(check the network or the proxy settings, then run sdboot mirror test "
+                      "again)", markup=False, highlight=False)
+        else:
+            err.print(f"no candidate answered for: {', '.join(dead)} (downloads of that kind "
+                      "will fail until one does; add a mirror of your own: docs/mirrors.md)",
+                      markup=False, highlight=False)
         raise typer.Exit(1)
 
 

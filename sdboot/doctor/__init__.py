@@ -95,7 +95,14 @@ def find_webui(webui_dir: Path | None) -> Path | None:
     from sdboot.webui.folder import is_webui
 
     if webui_dir is not None:
-        return webui_dir.expanduser().resolve()
+        path = webui_dir.expanduser().resolve()
+        if not path.is_dir():  # bad input, like every other command (a folder that is not a
+            # WebUI is a finding instead: webui-missing)
+            what = "is not a folder" if path.exists() else "does not exist"
+            raise SdbootError(f"{webui_dir} {what}",
+                              "give the WebUI folder (the one with launch.py), or create one: "
+                              f"sdboot install {webui_dir}", exit_code=2)
+        return path
     return Path.cwd() if is_webui(Path.cwd()) else None
 
 

@@ -122,6 +122,10 @@ def _foreign(path: Path) -> bool:
 
 
 def unsafe_findings(facts: DoctorFacts) -> list[Finding]:
+    return [f for _, f in _unsafe(facts)]
+
+
+def _unsafe(facts: DoctorFacts) -> list[tuple[Path, Finding]]:
     """git asked only about folders owned by someone else (POSIX), all at once; on Windows
     ownership is not a uid, so git is asked about every checkout."""
     assert facts.webui_dir is not None
@@ -140,17 +144,35 @@ def unsafe_findings(facts: DoctorFacts) -> list[Finding]:
             continue
         what = "the WebUI folder" if path == facts.webui_dir else \
             str(path.relative_to(facts.webui_dir))
-        findings.append(Finding(
+        findings.append((path, Finding(
             "git-unsafe-directory", Severity.ERROR,
             f"git refuses {what} ({path}): it belongs to another user (\"detected dubious "
             "ownership\"), so the WebUI cannot read its version, update, or install and "
             "update extensions" + (", and its start stops at this repository"
-                                   if path != facts.webui_dir else ""),
+                                   if path.parent.name == "repositories" else ""),
             Fix(f"trust it in your git config (or give it back to your user: chown -R "
                 f"$(id -un) {path})",
                 ((git, "config", "--global", "--add", "safe.directory", path.as_posix()),),
-                automatic=True)))
+                automatic=True))))
     return findings
+
+
+def start_findings(facts: DoctorFacts) -> tuple[list[Finding], list[Finding]]:
+    """For the launch guard: (the checkout findings that stop the WebUI at start, those it
+    only warns about). The WebUI's git_clone runs `git rev-parse HEAD` in every pinned
+    folder of repositories/ at each start and raises when git fails, so a broken one
+    (repo-incomplete) or one git refuses (git-unsafe-directory; the real v1.10.1 stops
+    with "Couldn't fetch BLIP.") blocks the start. The WebUI folder itself, refused by
+    git, only loses its version ("<none>") and its updates, and an extension git refuses
+    loses its update check (read errors are caught): the start goes on, so those two
+    warn and do not refuse."""
+    assert facts.webui_dir is not None
+    stop = [f for f in incomplete_findings(facts) if f.severity == Severity.ERROR]
+    warn: list[Finding] = []
+    for path, finding in _unsafe(facts):
+        (stop if path.parent.name == "repositories" and path.parent.parent ==
+         facts.webui_dir else warn).append(finding)
+    return stop, warn
 
 
 # --- repo-incomplete ---------------------------------------------------------------------------

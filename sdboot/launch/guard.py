@@ -24,6 +24,9 @@ from sdboot.webui.flags import CPU_FLAGS, vram_flags
 
 MEMORY_FLAGS = ("--medvram", "--lowvram", "--medvram-sdxl")
 GUARD_FILE = ".sdboot/guard.json"
+# the refusals --allow-cpu overrides: the GPU side only (not numpy-abi, env-broken, ...)
+CPU_CODES = frozenset({"cpu-torch", "driver-too-old", "gpu-arch-unsupported",
+                       "cuda-unavailable", "cuda-kernel-failed", "gpu-not-visible"})
 RESTART_FILE = "tmp/restart"
 
 
@@ -160,20 +163,29 @@ def gpu_key(gpu: GpuInfo, webui_env: dict[str, str] | None = None) -> str:
 
 
 def read_guard(root: Path) -> dict[str, Any]:
+    """The cached verdict, or {} when there is none or it cannot be trusted (a link, a
+    folder, damaged, fields of the wrong types): a cache is never a reason to skip the probe."""
+    path = root / GUARD_FILE
+    if path.parent.is_symlink() or path.is_symlink() or not path.is_file():
+        return {}
     try:
-        doc = json.loads((root / GUARD_FILE).read_text(encoding="utf-8"))
-        return doc if isinstance(doc, dict) else {}
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("fingerprint"), str) or \
+            doc.get("ok") is not True or not isinstance(doc.get("facts", {}), dict):
+        return {}
+    return doc
 
 
 def run_guard(root: Path, python: Path, gpu: GpuInfo, expected: Profile | None,
               runner: Runner, *, webui_env: dict[str, str] | None = None,
               constraints: Path | None = None, numpy_pin: str | None = None,
-              ) -> tuple[bool, list[Finding], dict[str, Any], bool]:
+              chosen: bool = False) -> tuple[bool, list[Finding], dict[str, Any], bool]:
     """(ok, error findings, probe facts, cached?). Reuses the last verdict while the stack
-    files and the GPU facts are unchanged. The verdict is verify's and the doctor's
-    (assess_stack); an interpreter that cannot start is env-broken."""
+    files, the GPU facts and the expected profile are unchanged. The verdict is verify's and
+    the doctor's (assess_stack; `chosen`: the expected profile is the user's, so that a cpu
+    profile runs a CUDA build on the CPU); an interpreter that cannot start is env-broken."""
     from sdboot.stack.broken_env import (
         env_broken_finding,
         env_prefix,
@@ -184,7 +196,7 @@ def run_guard(root: Path, python: Path, gpu: GpuInfo, expected: Profile | None,
 
     fingerprint = stack_fingerprint(python)
     cached = read_guard(root)
-    key = gpu_key(gpu, webui_env)
+    key = gpu_key(gpu, webui_env) + json.dumps([expected.name if expected else None, chosen])
     if fingerprint and cached.get("fingerprint") == fingerprint and \
             cached.get("gpu") == key and cached.get("ok"):
         return True, [], cached.get("facts") or {}, True
@@ -199,14 +211,18 @@ def run_guard(root: Path, python: Path, gpu: GpuInfo, expected: Profile | None,
             raise
         return False, [env_broken_finding(*broken)], {}, False
     verdict = assess_stack(probe, gpu, expected, str(python), pinned=False,
-                           webui_env=webui_env, constraints=constraints, numpy_pin=numpy_pin)
+                           webui_env=webui_env, constraints=constraints, numpy_pin=numpy_pin,
+                           chosen=chosen)
     torch = probe.get("torch") or {}
     xformers = probe.get("xformers") or {}
     facts = {"torch": torch.get("version"), "cuda": torch.get("cuda"),
              "xformers": xformers.get("version") if xformers.get("installed") else None,
              "xformers_ok": (not any(f.code == "xformers-mismatch" for f in verdict.findings))
              if xformers.get("installed") else None,
-             "cpu_build": torch.get("cuda") is None}
+             "cpu_build": torch.get("cuda") is None,
+             # a CUDA build on a cpu profile without a usable GPU: the WebUI runs on the CPU
+             "on_cpu": any(f.code == "gpu-not-visible" and f.severity == Severity.INFO
+                           for f in verdict.findings)}
     errors = [f for f in verdict.findings if f.severity == Severity.ERROR
               and f.code not in ("xformers-mismatch", "pip-missing")]
     ok = not errors
@@ -214,9 +230,9 @@ def run_guard(root: Path, python: Path, gpu: GpuInfo, expected: Profile | None,
         try:
             atomic_write(root / GUARD_FILE, json.dumps(
                 {"fingerprint": fingerprint, "gpu": key, "ok": ok,
-                 "facts": facts}).encode())
-        except OSError:
-            pass
+                 "facts": facts}).encode(), root=root)
+        except (OSError, SdbootError):
+            pass  # a cache: a folder that cannot hold it (or a planted link) costs a probe
     return ok, errors, facts, False
 
 
@@ -274,29 +290,32 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
     if python is None:
         raise SdbootError(f"no Python environment for {root}: {how}",
                           f"create it: sdboot install {quote([str(root)])}", exit_code=1)
-    from sdboot.doctor.checkout import incomplete_findings
+    from sdboot.doctor.checkout import start_findings
 
-    # a broken folder in repositories/ stops the WebUI at start (it never repairs one)
-    broken = [f for f in incomplete_findings(facts) if f.severity == Severity.ERROR]
+    # a folder of repositories/ that is broken or that git refuses stops the WebUI at start
+    # (it never repairs one); the WebUI folder or an extension git refuses only warns
+    broken, checkout_warnings = start_findings(facts)
     if broken:
         return LaunchPlan([], {}), broken
-    expected, _ = facts.expected
+    expected, source = facts.expected
     ok, errors, gfacts, cached = run_guard(root, python, facts.gpu, expected, runner,
                                            webui_env=facts.webui_env,
                                            constraints=facts.constraints,
-                                           numpy_pin=facts.numpy_pin)
+                                           numpy_pin=facts.numpy_pin,
+                                           chosen=source != "resolver")
     cpu = False
-    notes: list[str] = []
+    notes = [f"warning: {f.code}: {f.message}" for f in checkout_warnings]
     if not ok:
-        cpu_codes = {"cpu-torch", "driver-too-old", "gpu-arch-unsupported", "cuda-unavailable",
-                     "cuda-kernel-failed", "gpu-not-visible"}  # not numpy-abi, env-broken
-        if req.allow_cpu and all(f.code in cpu_codes for f in errors):
+        if req.allow_cpu and all(f.code in CPU_CODES for f in errors):
             cpu = True
             notes.append("--allow-cpu: running on the CPU (" + errors[0].code + ")")
         else:
             return LaunchPlan([], {}), errors
     elif gfacts.get("cpu_build"):
         cpu = True  # CPU torch and no NVIDIA GPU: the WebUI needs the CPU flags
+    elif gfacts.get("on_cpu") and expected is not None:
+        cpu = True  # a cpu profile's CUDA build, no usable GPU: on the CPU, as chosen
+        notes.append(f"profile {expected.name}: running on the CPU (no usable NVIDIA GPU)")
     record = facts.record
     webui_version = facts.webui.version if facts.webui else None
     args, arg_notes = plan_args(req, facts.gpu, webui_version,

@@ -113,7 +113,19 @@ def _driver_cause(gpu: GpuInfo) -> tuple[str, Fix]:
                 "or start on the CPU anyway: sdboot launch --allow-cpu"))
 
 
-def _not_visible(version: str, why: str, fix: Fix) -> Finding:
+def _not_visible(version: str, why: str, fix: Fix, on_cpu: str | None = None,
+                 gpu: GpuInfo | None = None) -> Finding:
+    """An error, unless the expected profile (`on_cpu`, its name) is a cpu one the user
+    chose: then the WebUI starts with --skip-torch-cuda-test and runs on the CPU, and this
+    is information. The cause's fix stays only where an NVIDIA card is there to be used."""
+    if on_cpu:
+        card = gpu is not None and gpu.vendor == Vendor.NVIDIA and bool(gpu.gpus)
+        return Finding("gpu-not-visible", Severity.INFO,
+                       f"torch {version} is a CUDA build and no NVIDIA GPU is usable ({why}): "
+                       f"fine, the profile {on_cpu} runs the WebUI on the CPU "
+                       "(--skip-torch-cuda-test --no-half --precision full), so CUDA is not "
+                       "needed",
+                       Fix("to use the GPU instead: " + fix.summary) if card else None)
     return Finding("gpu-not-visible", Severity.ERROR,
                    f"torch {version} is a CUDA build, but no NVIDIA GPU is usable: {why}; the "
                    "WebUI would stop with 'Torch is not able to use GPU'", fix)

@@ -147,16 +147,22 @@ class Verdict:
 def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
                  python: str, pinned: bool = True, *,
                  webui_env: Mapping[str, str] | None = None, constraints: Path | None = None,
-                 numpy_pin: str | None = None) -> Verdict:
+                 numpy_pin: str | None = None, chosen: bool | None = None) -> Verdict:
     """Can this environment run the WebUI on this machine's GPU? Pure. `expected` gives the
     fix commands; only a pinned expectation (install record, --profile, the WebUI's own
     pins) can make installed versions "drift" -- the resolver's pick is a suggestion.
     `webui_env`: webui-user's exports (CUDA_VISIBLE_DEVICES); `constraints`: the pins file
-    that exists for the fixes; `numpy_pin`: the WebUI's numpy==X."""
+    that exists for the fixes; `numpy_pin`: the WebUI's numpy==X; `chosen`: `expected` is
+    the user's choice (default: `pinned`), so that a cpu profile's backend counts."""
     findings: list[Finding] = []
     torch = probe.get("torch") or {}
     nvidia = gpu.vendor == Vendor.NVIDIA and bool(gpu.gpus)
     fix = reinstall_fix(expected, python)
+    # the user chose to run on the CPU (a cpu profile, recorded or given; never the
+    # resolver's guess): a CUDA build that reaches no GPU then runs the WebUI on the CPU
+    chosen = pinned if chosen is None else chosen
+    on_cpu = expected.name if chosen and expected is not None and expected.backend == "cpu" \
+        else None
 
     if not probe.get("pip"):
         findings.append(Finding("pip-missing", Severity.ERROR,
@@ -199,7 +205,7 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
     elif not _usable(gpu) or _hidden(gpu, webui_env):
         why, gpu_fix = gpu_unusable_cause(gpu, torch, webui_env) or (
             "no NVIDIA driver answers", Fix("check nvidia-smi"))
-        findings.append(_not_visible(version, why, gpu_fix))
+        findings.append(_not_visible(version, why, gpu_fix, on_cpu, gpu))
     elif nvidia:
         driver_cuda = _cuda_tuple(gpu.cuda_driver_version)
         wanted = _cuda_tuple(build_cuda)
@@ -225,7 +231,7 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
         cause = None if torch.get("cuda_available") else gpu_unusable_cause(gpu, torch,
                                                                              webui_env)
         if cause is not None and not findings_of(findings, "driver-too-old"):
-            findings.append(_not_visible(version, *cause))
+            findings.append(_not_visible(version, *cause, on_cpu, gpu))
         elif not torch.get("cuda_available") and not findings_of(findings, "driver-too-old"):
             warn = "; ".join(torch.get("warnings") or []) or torch.get("kernel_error") or ""
             findings.append(Finding("cuda-unavailable", Severity.ERROR,
@@ -259,6 +265,9 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
             _xformers_fix(expected, version, python)))
     if cpu_build and not nvidia:
         summary = f"CPU torch {version} on a machine without a supported GPU"
+    elif on_cpu and any(f.code == "gpu-not-visible" and f.severity == Severity.INFO
+                        for f in findings):
+        summary = f"CUDA torch {version} on the CPU ({on_cpu}: no usable NVIDIA GPU)"
     elif findings_of(findings, "gpu-not-visible"):
         summary = f"CUDA torch {version}, but no usable NVIDIA GPU"
     elif nvidia and torch.get("kernel_ok"):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from tests.conftest import run_cli
 from tests.world.gpu import K80, RTX_3060, Scenario
@@ -56,6 +59,10 @@ def test_bad_python_version():
     assert res.returncode == 2 and "not a Python version" in res.stderr
 
 
-def test_version_flag():
-    res = run_cli("--version")
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_flag(flag):
+    res = run_cli(flag)
     assert res.returncode == 0 and res.stdout.startswith("sdboot ")
+    lines = res.stdout.splitlines()
+    assert lines[1].startswith("python 3.") and lines[2].startswith("platform ")
+    assert re.fullmatch(r"data profiles \(\d+\): [0-9a-f]{12}", lines[-1]), lines

@@ -401,6 +401,19 @@ def test_fix_without_yes_on_a_pipe_is_refused(world, gpu_libs, tmp_path) -> None
     assert res.returncode == 2 and "add --yes" in res.stderr
 
 
+@pytest.mark.parametrize("shape", ["missing", "file"])
+def test_a_webui_path_that_is_no_folder_is_bad_input(tmp_path: Path, shape: str) -> None:
+    target = tmp_path / "webui"
+    if shape == "file":
+        target.write_text("not a folder\n")
+    res = run_cli("doctor", str(target), "--offline")
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 2, res.stderr
+    assert lines[0].startswith("error: ") and lines[1].startswith("hint: ")
+    assert "sdboot install" in lines[1]
+    assert ("does not exist" if shape == "missing" else "is not a folder") in lines[0]
+
+
 def test_bad_only_code_and_masking() -> None:
     res = run_cli("doctor", "--python", sys.executable, "--only", "nope")
     assert res.returncode == 2 and "unknown finding code 'nope'" in res.stderr

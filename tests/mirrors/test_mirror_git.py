@@ -170,6 +170,29 @@ def test_mirror_test_ranks_under_one_deadline(repos, config_dir: Path) -> None:
         wrong.stop()
 
 
+def test_mirror_test_exits_1_and_says_offline_when_nothing_answers(config_dir: Path) -> None:
+    env = _overlay(config_dir, [
+        {"name": "closed", "kind": "github-prefix", "url": f"http://127.0.0.1:{closed_port()}/"},
+    ], upstream=f"http://127.0.0.1:{closed_port()}/")
+    res = run_cli("mirror", "test", "--kind", "github", "--timeout", "1", "--json", env=env)
+    assert res.returncode == 1, res.stderr
+    assert json.loads(res.stdout)["schema"] == "sdboot.mirror-test/1"  # the document still
+    assert "you seem to be offline" in res.stderr
+
+
+def test_mirror_test_names_a_kind_with_no_live_candidate(repos, config_dir: Path) -> None:
+    env = _overlay(config_dir, [
+        {"name": "fast", "kind": "github-prefix", "url": repos["proxy"].url},
+        {"name": "deadhf", "kind": "hf", "url": f"http://127.0.0.1:{closed_port()}/"},
+    ], upstream=f"http://127.0.0.1:{closed_port()}/")
+    ok = run_cli("mirror", "test", "--kind", "github", "--timeout", "2", env=env)
+    assert ok.returncode == 0, ok.stderr
+    res = run_cli("mirror", "test", "--kind", "github", "--kind", "hf", "--timeout", "2",
+                  env=env)
+    assert res.returncode == 1, res.stdout
+    assert "no candidate answered for: hf" in res.stderr and "offline" not in res.stderr
+
+
 def test_mirror_auto_uses_the_cached_ranking(repos, config_dir: Path, tmp_path: Path) -> None:
     from tests.world.launchfiles import write_webui
 

@@ -342,3 +342,33 @@ def test_the_mirror_state_stays_out_of_git_status(tmp_path: Path) -> None:
     exclude = (root / ".git/info/exclude").read_text().split()
     assert "/.sdboot/" in exclude and "/webui-user.sh.sdboot-backup" in exclude
     assert "sdboot" not in git("status", "--porcelain", "--untracked-files=all", cwd=root)
+
+
+# --- the launch guard's cached verdict ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["link", "folder", "not-ok", "bad-types", "damaged"])
+def test_an_untrustworthy_guard_cache_is_never_a_reason_to_skip_the_probe(
+        tmp_path: Path, shape: str) -> None:
+    from sdboot.launch.guard import GUARD_FILE, read_guard
+
+    root = tmp_path / "webui"
+    (root / ".sdboot").mkdir(parents=True)
+    good = {"fingerprint": "f", "gpu": "g", "ok": True, "facts": {}}
+    path = root / GUARD_FILE
+    if shape == "link":
+        elsewhere = tmp_path / "planted.json"
+        elsewhere.write_text(json.dumps(good))
+        path.symlink_to(elsewhere)
+    elif shape == "folder":
+        path.mkdir()
+    elif shape == "not-ok":
+        path.write_text(json.dumps({**good, "ok": "yes"}))
+    elif shape == "bad-types":
+        path.write_text(json.dumps({**good, "fingerprint": ["f"], "facts": "x"}))
+    else:
+        path.write_text('{"fingerprint": "f", "ok": tr')
+    assert read_guard(root) == {}
+    path.unlink() if not path.is_dir() or path.is_symlink() else path.rmdir()
+    path.write_text(json.dumps(good))
+    assert read_guard(root) == good  # the twin: a sound cache is used
