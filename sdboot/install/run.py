@@ -53,9 +53,10 @@ class InstallRun(InstallContext):
                                   "wait for it to finish (or stop it), then run again",
                                   exit_code=1)
             keep_on_interrupt(KEPT_RESUME)  # Ctrl-C from here: the hint says what is kept
-            report = self._run_locked()
-            lock.unlink(missing_ok=True)  # only after success: no clutter beside the WebUI
-            return report
+            try:
+                return self._run_locked()
+            finally:  # success or failure: no clutter beside the WebUI (removed while held)
+                lock.unlink(missing_ok=True)
 
     def _run_locked(self) -> InstallReport:
         steps = self.steps()

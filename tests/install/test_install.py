@@ -207,6 +207,7 @@ def test_failed_pip_step_then_fixed(lw: LocalWorld, tmp_path: Path) -> None:
     assert "could not install" in _two_lines(res) and "full log:" in res.stderr
     record = json.loads((webui / ".sdboot/install.json").read_text())
     assert "torch" not in record["steps"] and "env" in record["steps"]
+    assert not (tmp_path / ".w.sdboot.lock").exists()  # a failed run leaves no lock behind
     res = sdboot(lw, "install", str(webui), "--profile", "torch2.1.2-cu121", "--json")
     assert res.returncode == 0, res.stderr
     steps = {s["name"]: s["status"] for s in json.loads(res.stdout)["steps"]}
