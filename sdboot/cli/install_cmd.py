@@ -114,6 +114,12 @@ def register(app: typer.Typer) -> None:
 
             if isinstance(exc, SdbootError) and log.exists() and str(log) not in exc.hint:
                 exc.hint = f"{exc.hint} (full log: {log})"
+            if isinstance(exc, SdbootError) and json_out:  # scripts get a document too
+                emit_json({"schema": "sdboot.install/1", "webui": str(webui_dir or "."),
+                           "complete": False, "nothing_to_do": False,
+                           "log": str(log) if log.exists() else None, "next": None,
+                           "error": {"message": exc.message, "hint": exc.hint,
+                                     "exit_code": exc.exit_code}})
             raise
         ui.close()
         if json_out:

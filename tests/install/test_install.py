@@ -208,6 +208,11 @@ def test_failed_pip_step_then_fixed(lw: LocalWorld, tmp_path: Path) -> None:
     record = json.loads((webui / ".sdboot/install.json").read_text())
     assert "torch" not in record["steps"] and "env" in record["steps"]
     assert not (tmp_path / ".w.sdboot.lock").exists()  # a failed run leaves no lock behind
+    res = sdboot(lw, "install", str(webui), "--mirror", "world", "--profile",
+                 "torch2.10.0-cu130", "--json")
+    doc = json.loads(res.stdout)  # --json prints a document on failure too
+    assert res.returncode == 1 and doc["complete"] is False
+    assert "could not install" in doc["error"]["message"] and doc["error"]["exit_code"] == 1
     res = sdboot(lw, "install", str(webui), "--profile", "torch2.1.2-cu121", "--json")
     assert res.returncode == 0, res.stderr
     steps = {s["name"]: s["status"] for s in json.loads(res.stdout)["steps"]}
