@@ -61,8 +61,11 @@ def console(json_mode: bool = False) -> Console:
     from rich.console import Console
 
     # rich honours NO_COLOR and drops colour and live displays when not on a terminal.
-    return Console(file=MaskedStream(stderr=json_mode), highlight=False,  # type: ignore[arg-type]
-                   soft_wrap=False)
+    # Into a pipe or a file nothing is wrapped (URLs and commands stay whole and copyable);
+    # on a terminal rich wraps at its width.
+    stream = MaskedStream(stderr=json_mode)
+    return Console(file=stream, highlight=False,  # type: ignore[arg-type]
+                   soft_wrap=not stream.isatty())
 
 
 def emit_json(doc: dict[str, Any]) -> None:

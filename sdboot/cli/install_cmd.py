@@ -129,6 +129,8 @@ def register(app: typer.Typer) -> None:
                       f"(profile {report.profile}); nothing to do.")
             con.print(f"Start it: {report.next_command()}", markup=False, highlight=False)
         elif dry_run:
+            for note in report.notes:
+                con.print(note, style="yellow", markup=False)
             con.print("Dry run: nothing was changed. The commands above are the plan.")
         else:
             for note in report.notes:

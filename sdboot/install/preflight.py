@@ -67,7 +67,10 @@ def choose_mirrors(ctx: InstallContext, pending: list[str]) -> None:
             ctx.ui.note(f"mirror: {reason}")
         return
     ctx.selection = select(ctx.table, spec, ctx.opts.insecure)
-    if "clone" in pending or "prepare" in pending:
+    if ctx.opts.dry_run:  # a dry run plans without the network, and says so
+        ctx.notes.append("dry run: GitHub, the package index and the torch index were not "
+                         "checked (the real run checks them first)")
+    elif "clone" in pending or "prepare" in pending:
         _reachability(ctx)
 
 

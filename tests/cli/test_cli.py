@@ -66,3 +66,16 @@ def test_version_flag(flag):
     lines = res.stdout.splitlines()
     assert lines[1].startswith("python 3.") and lines[2].startswith("platform ")
     assert re.fullmatch(r"data profiles \(\d+\): [0-9a-f]{12}", lines[-1]), lines
+
+
+def test_a_pipe_gets_whole_lines_and_a_dry_run_needs_no_network(tmp_path):
+    """Into a pipe nothing is wrapped at 80 columns: URLs and commands stay copyable. And
+    a dry run plans without the network (it says what it did not check)."""
+    target = tmp_path / ("a-rather-long-folder-name-" * 3) / "webui"
+    res = run_cli("install", str(target), "--dry-run", "--profile", "cpu", "--mirror", "none")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    clone = next(line for line in out.splitlines() if "planned:" in line and "clone" in line)
+    assert clone.rstrip().endswith(str(target)) and len(clone) > 80
+    assert "were not checked" in out
+    assert not target.exists()
