@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
 from sdboot.values import Finding, Fix, Severity
+
+if TYPE_CHECKING:
+    from sdboot.mirrors.health import Health
 
 DEADLINE_S = 5.0
 NAMES = {"github": "GitHub", "pypi": "the package index", "torch": "the PyTorch wheel index",
@@ -67,7 +71,10 @@ def missing_hf_files(facts: DoctorFacts, user_vars: dict[str, str]) -> list[str]
     return missing
 
 
-def _hf_finding(facts: DoctorFacts, error: str | None) -> Finding | None:
+def _hf_finding(facts: DoctorFacts, error: str | None,
+                alive: list[Health] | None = None) -> Finding | None:
+    """`alive`: the hf mirrors that answered in this run's probes, fastest first; the fix
+    uses only one of those (a mirror that was not heard from is never written as fixed)."""
     from sdboot.mirrors.status import webui_selection
     from sdboot.webui.folder import read_user_vars
 
@@ -79,15 +86,19 @@ def _hf_finding(facts: DoctorFacts, error: str | None) -> Finding | None:
     missing = missing_hf_files(facts, user_vars)
     if not missing:
         return None
-    mirrors = facts.mirrors.of_group("hf")
+    known = len(facts.mirrors.of_group("hf"))
     chosen = webui_selection(facts.webui_dir, facts.mirrors).chosen()
     args = [a for g in ("github", "pypi", "torch") if g in chosen for a in (f"--{g}", chosen[g])]
-    fix = Fix(f"send the WebUI's Hugging Face downloads through {mirrors[0].name} "
-              f"(HF_ENDPOINT={mirrors[0].url} in webui-user)",
-              ((*facts.sdboot_argv, "mirror", "apply", str(facts.webui_dir), "--mode", "env",
-                *args, "--hf", mirrors[0].name),), automatic=True) if mirrors else \
-        Fix("set HF_ENDPOINT to a Hugging Face mirror in webui-user, or copy the files into "
-            "the HF cache")
+    best = alive[0].candidate if alive else None
+    if best is not None:
+        fix = Fix(f"send the WebUI's Hugging Face downloads through {best.name} "
+                  f"(HF_ENDPOINT={best.url} in webui-user; it answered just now)",
+                  ((*facts.sdboot_argv, "mirror", "apply", str(facts.webui_dir), "--mode",
+                    "env", *args, "--hf", best.name),), automatic=True)
+    else:
+        fix = Fix(("none of the known Hugging Face mirrors answered either: " if known else "")
+                  + "set HF_ENDPOINT to a Hugging Face mirror that works from here in "
+                  "webui-user, or copy the files into the HF cache")
     return Finding(
         "hf-unreachable", Severity.WARNING,
         f"Hugging Face does not answer ({error}) and no HF_ENDPOINT is set, but the WebUI's "
@@ -99,17 +110,24 @@ def run(facts: DoctorFacts) -> Outcome:
     from sdboot.mirrors.health import UPSTREAM, plan_candidates, run_health
 
     configured = _configured(facts)
-    cands = [c for c in plan_candidates(facts.mirrors, tuple(NAMES))
-             if (c.name == UPSTREAM and c.group not in configured)
+    planned = plan_candidates(facts.mirrors, tuple(NAMES))
+    cands = [c for c in planned if (c.name == UPSTREAM and c.group not in configured)
              or configured.get(c.group) == c.name]
-    results = run_health(cands, DEADLINE_S, facts.runner)
+    # with no hf mirror in use, the hf mirrors are probed too (at once, same deadline), so
+    # that the hf-unreachable fix names one that answers; they are not reported otherwise
+    spares = [c for c in planned if c.group == "hf" and c.name != UPSTREAM
+              and "hf" not in configured]
+    every = run_health(cands + spares, DEADLINE_S, facts.runner)
+    results, spare_health = every[:len(cands)], every[len(cands):]
+    alive_hf = sorted((h for h in spare_health if h.alive),
+                      key=lambda h: h.latency_ms if h.latency_ms is not None else 1e9)
     findings = []
     for health in results:
         cand = health.candidate
         if health.alive:
             continue
         if cand.name == UPSTREAM and cand.group == "hf":
-            hf = _hf_finding(facts, health.error)
+            hf = _hf_finding(facts, health.error, alive_hf)
             if hf is not None:  # the specific finding says it all
                 findings.append(hf)
                 continue

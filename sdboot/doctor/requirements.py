@@ -1,5 +1,5 @@
 """requirements: what the WebUI's next start would still install or build, read from the
-environment's site-packages folders (dist-info names: no Python process). Packages its
+environment's site-packages folders (dist-info and egg-info names: no Python process). Packages its
 requirements file pins that are missing or at other versions (it installs them at start,
 over the network), and source packages (CLIP, open_clip) it must build with a setuptools
 that no longer has pkg_resources."""
@@ -40,6 +40,41 @@ def site_packages(python: Path) -> list[Path]:
     return [*prefix.glob("lib/python3*/site-packages"), *prefix.glob("Lib/site-packages")]
 
 
+def parse_info_name(name: str) -> tuple[str, str | None] | None:
+    """(distribution, version or None) from a metadata entry's name in site-packages:
+    NAME-VERSION.dist-info, NAME-VERSION-pyX.Y.egg-info (setup.py install), NAME-VERSION.egg-info
+    and NAME.egg-info (a develop install: the version is only inside). Both escape "-" in
+    the name and version to "_", so the first "-" ends the name; None for anything else."""
+    for suffix in (".dist-info", ".egg-info"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            stem = name[:-len(suffix)]
+            break
+    else:
+        return None
+    dist, sep, rest = stem.partition("-")
+    if not dist:
+        return None
+    if not sep:
+        return (dist, None) if suffix == ".egg-info" else None
+    version = rest.split("-", 1)[0]  # "1.8.0-py3.10" -> "1.8.0"
+    return (dist, version) if version else None
+
+
+def _pkg_info_version(info: Path) -> str | None:
+    """Version: from an egg-info file, or an egg-info folder's PKG-INFO (headers only)."""
+    path = info if info.is_file() else info / "PKG-INFO"
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for _, line in zip(range(200), fh, strict=False):
+                if line.lower().startswith("version:"):
+                    return line.split(":", 1)[1].strip() or None
+                if not line.strip():
+                    break
+    except OSError:
+        return None
+    return None
+
+
 def installed_distributions(python: Path) -> tuple[dict[str, str], set[str]]:
     """(canonical name -> version, top-level names in site-packages), from folder names."""
     dists: dict[str, str] = {}
@@ -51,12 +86,15 @@ def installed_distributions(python: Path) -> tuple[dict[str, str], set[str]]:
             continue
         for entry in entries:
             name = entry.name
-            if name.endswith((".dist-info", ".egg-info")):
-                stem = name.rsplit(".", 1)[0]
-                dist, sep, version = stem.rpartition("-")
-                if sep and dist:
-                    dists.setdefault(str(canonicalize_name(dist)), version.split("-py")[0])
-            else:
+            parsed = parse_info_name(name)
+            if parsed is not None:
+                if parsed[1] is not None:
+                    dists.setdefault(str(canonicalize_name(parsed[0])), parsed[1])
+                elif entry.is_file() or (Path(entry.path) / "PKG-INFO").is_file():
+                    version = _pkg_info_version(Path(entry.path))
+                    if version:
+                        dists.setdefault(str(canonicalize_name(parsed[0])), version)
+            elif not name.endswith((".dist-info", ".egg-info")):
                 tops.add(name.removesuffix(".py"))
     return dists, tops
 

@@ -274,7 +274,7 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
     """The plan, or the guard's error findings (then the plan must not run)."""
     from sdboot.doctor.facts import DoctorFacts
     from sdboot.mirrors.env import existing_git_count, plan_mirror_env
-    from sdboot.stack.packages import constraint_env
+    from sdboot.stack.packages import constraint_env, pin_matches
     from sdboot.webui.folder import is_webui
 
     root = (webui_dir.expanduser().resolve() if webui_dir is not None else Path.cwd())
@@ -334,7 +334,8 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
                            git_count_base=existing_git_count(os.environ))
     env_set = dict(menv.vars)
     constraints = root / ".sdboot" / "constraints.txt"
-    if constraints.is_file() and expected is not None and gfacts.get("torch") == expected.torch:
+    if constraints.is_file() and expected is not None and \
+            pin_matches(gfacts.get("torch"), expected.torch):  # 2.1.2 holds 2.1.2+cu121
         env_set.update(constraint_env(constraints))
     elif constraints.is_file():
         # the pins describe a stack that is not installed: pip would refuse every install

@@ -17,6 +17,23 @@ def env_prefix(python: Path) -> Path:
     return python.parent.parent if python.parent.name in ("bin", "Scripts") else python.parent
 
 
+def _dangling(python: Path) -> str:
+    """The link of a chain that points at nothing (venv: bin/python -> python3 ->
+    /base/bin/python3.10): the one named is the one that dangles, with its target."""
+    link = python
+    for _ in range(40):  # the kernel's own limit on a chain of links
+        try:
+            target = os.readlink(link)
+        except OSError:
+            break
+        nxt = link.parent / target
+        if not nxt.is_symlink():
+            return f"{link} points at {target}, which is gone" + (
+                f" (reached from {python})" if link != python else "")
+        link = nxt
+    return f"{python} points at {os.readlink(python)}, which is gone"
+
+
 def env_broken_reason(prefix: Path) -> str | None:
     """Why an environment that exists cannot start its interpreter: its base Python is
     gone or moved (pyvenv.cfg `home`; a dangling bin/python; Windows' "No Python at"), or a
@@ -32,20 +49,20 @@ def env_broken_reason(prefix: Path) -> str | None:
             text = ""
         match = re.search(r"^\s*home\s*=\s*(.+?)\s*$", text, re.MULTILINE)
         if match and not Path(match.group(1)).is_dir():
-            dangling = f"; {python} points at {os.readlink(python)}, which is gone" \
+            dangling = f"; {_dangling(python)}" \
                 if python.is_symlink() and not python.exists() else ""
             return (f"its base Python is gone or moved: {cfg} says home = {match.group(1)}, "
                     f"which does not exist{dangling}"
                     + (" (Windows: \"No Python at ...\")" if sys.platform == "win32" else ""))
         if python.is_symlink() and not python.exists():
-            return f"{python} points at {os.readlink(python)}, which is gone"
+            return _dangling(python)
         if not python.exists():
             return f"{python} is missing"
         return None
     if (prefix / "conda-meta").is_dir() and not python.exists():
         return f"a conda env whose python is missing ({python})"
     if python.is_symlink() and not python.exists():
-        return f"{python} points at {os.readlink(python)}, which is gone"
+        return _dangling(python)
     return None
 
 

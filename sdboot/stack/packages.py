@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.specifiers import InvalidSpecifier, Specifier
+from packaging.version import InvalidVersion, Version
+
 from sdboot.errors import SdbootError
 from sdboot.io.files import atomic_write
 from sdboot.io.runner import Runner, which
@@ -76,6 +79,40 @@ def choose_installer(prefer: str | None = None) -> Installer:
     return Installer("pip", None)
 
 
+# torch 2.3.0 is the first release built against NumPy 2.0 (whose ABI also runs on 1.x);
+# older builds import beside NumPy 2 but their numpy bridge fails ("_ARRAY_API not found").
+# See pytorch/pytorch#107302 (NumPy 2.0 support) and the torch 2.3 release notes. The one
+# boundary for the numpy-abi verdict and for the numpy cap in the constraints file.
+NUMPY2_FIRST_TORCH = Version("2.3")
+NUMPY1_CAP = "numpy<2"
+
+
+def built_for_numpy1(torch_version: str | None) -> bool:
+    """Is this torch (local label or not) older than the first one built against NumPy 2?"""
+    try:
+        return Version((torch_version or "0").split("+", 1)[0]) < NUMPY2_FIRST_TORCH
+    except InvalidVersion:
+        return False
+
+
+def numpy_cap(profile: Profile) -> list[str]:
+    """["numpy<2"] for a profile whose torch was built against NumPy 1.x, else []. torchvision
+    requires numpy without an upper bound, so without the cap a fresh stack gets NumPy 2."""
+    return [NUMPY1_CAP] if built_for_numpy1(profile.torch) else []
+
+
+def pin_matches(installed: str | None, pin: str) -> bool:
+    """Does the installed version satisfy `==pin` (PEP 440)? A pin without a local label
+    matches every build of that version (2.1.2 matches 2.1.2+cu121); one with a label
+    (2.1.2+cu121) only that build."""
+    if not installed:
+        return False
+    try:
+        return Specifier(f"=={pin}").contains(installed, prereleases=True)
+    except (InvalidSpecifier, InvalidVersion):
+        return installed == pin
+
+
 def stack_pins(profile: Profile) -> list[str]:
     pins = [f"torch=={profile.torch}", f"torchvision=={profile.torchvision}"]
     if profile.xformers:
@@ -84,11 +121,13 @@ def stack_pins(profile: Profile) -> list[str]:
 
 
 def render_constraints(profile: Profile) -> str:
+    """The pins, and the numpy cap a torch older than 2.3 needs (compatible with the
+    WebUI's own numpy==1.x pin)."""
     return (
         f"# Written by sdboot for profile {profile.name}. Every pip call sdboot makes or\n"
         "# starts (the WebUI's own, through PIP_CONSTRAINT) uses this file, so nothing can\n"
         "# replace the pinned torch stack. Change it with sdboot, not by hand.\n"
-        + "\n".join(stack_pins(profile)) + "\n"
+        + "\n".join([*stack_pins(profile), *numpy_cap(profile)]) + "\n"
     )
 
 

@@ -20,7 +20,7 @@ from sdboot.io.runner import Runner
 from sdboot.stack import probe as probe_module
 from sdboot.stack.fit import arch_supported
 from sdboot.stack.gpu_visibility import _hidden, _not_visible, _usable, gpu_unusable_cause
-from sdboot.stack.packages import WheelSource, profile_source
+from sdboot.stack.packages import NUMPY2_FIRST_TORCH, WheelSource, numpy_cap, profile_source
 from sdboot.values import Finding, Fix, GpuInfo, Profile, Severity, Vendor
 
 PROBE_TIMEOUT_S = 120.0  # a real torch import can take tens of seconds on a cold disk
@@ -69,14 +69,15 @@ def stack_install_fix(profile: Profile | None, python: str, constraints: Path | 
                       why: str = "install the pinned stack") -> Fix | None:
     """The pinned stack WITH its dependencies (an environment without torch lacks torch's
     own requirements too), under the constraints file when there is one; without it, the
-    torch pin beside xformers keeps pip from replacing torch."""
+    torch pin beside xformers keeps pip from replacing torch. numpy<2 goes along for a torch
+    older than 2.3, also when the constraints file is missing or older than its numpy cap."""
     if profile is None:
         return None
     src = profile_source(profile)
     base = (python, "-m", "pip", "install")
     cons = ("-c", str(constraints)) if constraints is not None else ()
     commands = [(*base, f"torch=={profile.torch}", f"torchvision=={profile.torchvision}",
-                 *src.args(), *cons, *profile.pip_args)]
+                 *numpy_cap(profile), *src.args(), *cons, *profile.pip_args)]
     if profile.xformers:
         extra = (["--extra-index-url", src.url] if src.url and src.mode in ("index", "extra")
                  else src.args())
@@ -91,10 +92,7 @@ def stack_install_fix(profile: Profile | None, python: str, constraints: Path | 
 
 # -- numpy-abi ----------------------------------------------------------------------------
 
-# torch 2.3.0 is the first release built against NumPy 2.0 (whose ABI also runs on 1.x);
-# older builds import beside NumPy 2 but their numpy bridge fails ("_ARRAY_API not found").
-# See pytorch/pytorch#107302 (NumPy 2.0 support) and the torch 2.3 release notes.
-NUMPY2_FIRST_TORCH = Version("2.3")
+# NUMPY2_FIRST_TORCH (stack/packages.py): the one boundary, shared with the constraints' cap
 NUMPY_ABI_MARKERS = ("compiled using NumPy 1.x cannot be run in", "_ARRAY_API not found")
 
 

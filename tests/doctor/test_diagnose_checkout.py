@@ -247,7 +247,8 @@ def test_launch_refuses_an_incomplete_repository(tmp_path: Path,
     assert res.returncode == 1
     assert "repo-incomplete" in res.stdout and "repositories/k-diffusion is empty" in res.stdout
     assert "launch.py" not in res.stdout.splitlines()[-1]  # no WebUI command line planned
-    assert res.stderr.startswith("error: the WebUI would stop at a broken repositories/")
+    assert res.stderr.startswith("error: the WebUI would stop at a folder of repositories/")
+    assert "doctor --fix" in res.stderr and "--allow-cpu" not in res.stderr
 
 
 # --- git-unsafe-directory --------------------------------------------------------------------

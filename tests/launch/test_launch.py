@@ -162,3 +162,25 @@ def test_plan_args_and_masking_pure() -> None:
                        "INDEX_URL": "https://me:pw@pypi.example/simple"})
     assert masked == {"HF_TOKEN": "***", "CIVITAI_API_KEY": "***", "GIT_CONFIG_KEY_0": "url.x",
                       "INDEX_URL": "https://***@pypi.example/simple"}
+
+
+@pytest.mark.parametrize(("pin", "kept"), [("2.1.2", True), ("2.1.1", False),
+                                           ("2.1.2+cu118", False)])
+def test_pip_constraint_kept_when_the_pin_holds_the_installed_build(installed, pin: str,
+                                                                     kept: bool) -> None:
+    """A pin without a local label (a profile on the default index: torch 2.1.2) holds the
+    installed 2.1.2+cu121, as pip reads ==2.1.2; a pin with a label must match exactly."""
+    world, webui = installed
+    record = json.loads((webui / ".sdboot/install.json").read_text())
+    profile = world.config_dir / "profiles" / f"{record['profile']}.yaml"
+    original = profile.read_text()
+    assert f"torch: {STACKS['cu121'].torch}\n" in original
+    profile.write_text(original.replace(f"torch: {STACKS['cu121'].torch}\n", f"torch: {pin}\n"))
+    try:
+        res = launch(world, webui, "--dry-run")
+    finally:
+        profile.write_text(original)
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    assert any(ln.startswith("PIP_CONSTRAINT=") for ln in lines) is kept
+    assert ("the installed torch is not the pinned one" in res.stdout) is not kept

@@ -301,6 +301,12 @@ def test_env_broken_in_verify_and_healthy_twin(world, gpu_libs, cu121, tmp_path)
     assert rc == 1 and set(codes) == {"env-broken"}
     msg = codes["env-broken"]["message"]
     assert "base Python is gone or moved" in msg and str(tmp_path / "base-python") in msg
+    # the link named is the one that dangles (bin/python -> python3.10 is relative and there)
+    chain = python
+    while (chain.parent / os.readlink(chain)).is_symlink():
+        chain = chain.parent / os.readlink(chain)
+    assert chain != python and f"{chain} points at {os.readlink(chain)}, which is gone " \
+        f"(reached from {python})" in msg
     rc, _, codes = verify(world, cu121, machine(gpu_libs, GOOD))
     assert rc == 0 and "env-broken" not in codes
 
@@ -335,6 +341,10 @@ def test_env_broken_doctor_then_fix(world, gpu_libs, tmp_path) -> None:
     torch = next(c for c in doc["checks"] if c["id"] == "torch")
     assert torch["status"] == "pass" and "2.1.2+cu121" in torch["summary"]
     subprocess.run([str(webui / "venv/bin/python"), "-c", "import torch"], check=True)
+    # the rebuild keeps NumPy 1.x beside torch 2.1.2 (numpy<2), though 2.1.0 is the newest
+    assert subprocess.run([str(webui / "venv/bin/python"), "-c", "import numpy; print("
+                           "numpy.__version__)"], capture_output=True, text=True,
+                          check=True).stdout.strip() == "1.26.2"
 
 
 # --- torch-missing: the fix brings the dependencies ------------------------------------------

@@ -3,6 +3,8 @@ installing stub wheels from the loopback index into real venvs."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 import subprocess
 import sys
@@ -16,12 +18,16 @@ from sdboot.stack.packages import (
     choose_installer,
     constraint_env,
     install_stack,
+    pin_matches,
     plan_stack_install,
+    render_constraints,
 )
 from sdboot.stack.profiles import load_profiles
-from sdboot.stack.verdict import run_probe
+from sdboot.stack.verdict import run_probe, stack_install_fix
 from tests.conftest import run_cli
 from tests.world.gpu import RTX_3060, Scenario
+from tests.world.index import LocalIndex
+from tests.world.wheels import STACKS, build_numpy, build_stack, build_wheel
 
 pytestmark = pytest.mark.slow
 
@@ -60,8 +66,8 @@ def test_install_exact_stack_and_constraints_hold(world, gpu_libs, tmp_path, kin
     have = installed(python, env)
     assert (have["torch"], have["torchvision"], have["xformers"]) == (
         "2.1.2+cu121", "0.16.2+cu121", "0.0.23.post1")
-    assert constraints.read_text().splitlines()[-3:] == [
-        "torch==2.1.2+cu121", "torchvision==0.16.2+cu121", "xformers==0.0.23.post1"]
+    assert constraints.read_text().splitlines()[-4:] == [
+        "torch==2.1.2+cu121", "torchvision==0.16.2+cu121", "xformers==0.0.23.post1", "numpy<2"]
     log = (tmp_path / "install.log").read_text()
     assert "torch==2.1.2+cu121" in log and "[exit 0]" in log
     assert lines, "progress lines reach the display"
@@ -131,3 +137,86 @@ def test_probe_is_one_process_and_works_without_pip(world, tmp_path):
     assert doc["pip"] is False
     assert doc["torch"]["installed"] is False
     assert doc["python"].startswith(f"{sys.version_info[0]}.{sys.version_info[1]}")
+
+
+# --- the numpy cap: torch < 2.3 was built against NumPy 1.x ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def numpy_world(tmp_path_factory):
+    """Indexes like the real ones: torchvision requires numpy without an upper bound, and
+    NumPy 2 is the newest numpy on the default index and on the torch index."""
+    root = tmp_path_factory.mktemp("numpy-world")
+    index = LocalIndex(root / "index")
+    for key in ("cu121", "cu121-forge"):
+        stack = STACKS[key]
+        wheels = build_stack(root / "build" / key, stack)
+        index.add(wheels["torch"], "cu121")
+        index.add(build_wheel(root / "build" / f"{key}-vision", "torchvision", stack.torchvision,
+                              {"torchvision/__init__.py": ""},
+                              [f"torch=={stack.torch.split('+')[0]}", "numpy"]), "cu121")
+    for version in ("1.26.2", "1.26.4", "2.2.6"):  # the PyTorch index carries numpy too
+        wheel = build_numpy(root / "build" / "numpy", version)
+        index.add(wheel, "simple")
+        index.add(wheel, "cu121")
+    index.start()
+    yield index
+    index.stop()
+
+
+def _numpy_env(index: LocalIndex, uv_cache: Path) -> dict[str, str]:
+    return {"PIP_INDEX_URL": index.index_url("simple"), "UV_INDEX_URL": index.index_url("simple"),
+            "PIP_CONFIG_FILE": os.devnull, "UV_NO_CONFIG": "1", "UV_CACHE_DIR": str(uv_cache),
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "UV_PYTHON_DOWNLOADS": "never"}
+
+
+@pytest.mark.parametrize(("name", "numpy", "cap"), [("torch2.1.2-cu121", "1.26.4", True),
+                                                     ("torch2.3.1-cu121", "2.2.6", False)])
+def test_stack_install_caps_numpy_below_2_for_torch_before_2_3(world, numpy_world, tmp_path,
+                                                                name, numpy, cap) -> None:
+    profile = dataclasses.replace(profiles_in(world)[name], xformers=None,
+                                  index_url=numpy_world.index_url("cu121"))
+    python = make_venv(tmp_path / "venv")
+    constraints = tmp_path / "webui" / ".sdboot" / "constraints.txt"
+    env = _numpy_env(numpy_world, tmp_path / "uv-cache")
+    with world.active():
+        install_stack(profile, python, constraints, Runner(), choose_installer("uv"), env=env)
+    assert installed(python, env)["numpy"] == numpy
+    assert ("numpy<2" in constraints.read_text().splitlines()) is cap
+    if cap:  # the WebUI's own numpy==1.26.2 pin stays installable under PIP_CONSTRAINT
+        res = subprocess.run([str(python), "-m", "pip", "install", "numpy==1.26.2"],
+                             capture_output=True, text=True, env=dict(
+                                 os.environ, **env, **constraint_env(constraints)))
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert installed(python, env)["numpy"] == "1.26.2"
+
+
+def test_stack_install_fix_keeps_numpy_1_with_a_stale_constraints_file(world, numpy_world,
+                                                                      tmp_path) -> None:
+    """doctor's env-broken rebuild and torch-missing install: an install made before the
+    cap has a constraints file without it; the fix still brings NumPy 1.x."""
+    profile = dataclasses.replace(profiles_in(world)["torch2.1.2-cu121"], xformers=None,
+                                  index_url=numpy_world.index_url("cu121"))
+    stale = tmp_path / "constraints.txt"
+    stale.write_text("torch==2.1.2+cu121\ntorchvision==0.16.2+cu121\n")
+    python = make_venv(tmp_path / "venv")
+    fix = stack_install_fix(profile, str(python), stale)
+    assert fix is not None and all("-c" in cmd for cmd in fix.commands)
+    env = dict(os.environ, **_numpy_env(numpy_world, tmp_path / "uv-cache"))
+    for argv in fix.commands:
+        res = subprocess.run(argv, capture_output=True, text=True, env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+    have = installed(python, env)
+    assert (have["torch"], have["numpy"]) == ("2.1.2+cu121", "1.26.4")
+
+
+def test_numpy_cap_and_pin_matching_pure(world) -> None:
+    profiles = profiles_in(world)
+    capped = {n for n, p in profiles.items() if "numpy<2" in render_constraints(p)}
+    assert {"torch1.13.1-cu117", "torch2.0.1-cu118", "torch2.1.2-cu121", "cpu", "mps"} <= capped
+    assert not capped & {"torch2.3.1-cu121", "rocm", "torch2.7.0-cu128", "torch2.10.0-cu128"}
+    assert pin_matches("2.1.2+cu121", "2.1.2") and pin_matches("2.1.2", "2.1.2")
+    assert pin_matches("2.1.2+cu121", "2.1.2+cu121")
+    assert not pin_matches("2.1.2+cu118", "2.1.2+cu121")
+    assert not pin_matches("2.1.2", "2.1.2+cu121")
+    assert not pin_matches("2.1.1+cu121", "2.1.2") and not pin_matches(None, "2.1.2")

@@ -13,7 +13,7 @@ import urllib.parse
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.world.wheels import STACKS, build_stack
+from tests.world.wheels import STACKS, build_numpy, build_stack
 
 
 def _normalize(name: str) -> str:
@@ -90,6 +90,9 @@ def build_world_index(root: Path) -> LocalIndex:
     """Every stub stack: torch and torchvision on their variant's index, xformers on the
     default index (as on the real package index)."""
     index = LocalIndex(root)
+    # numpy on every index, NumPy 2 the newest, as on the real ones (the PyTorch indexes carry
+    # numpy too): the doctor's stack fixes install numpy<2 beside a torch older than 2.3
+    numpy = [build_numpy(root / "build" / "numpy", v) for v in ("1.26.2", "2.1.0")]
     for key, stack in STACKS.items():
         variant = key.split("-")[0]
         wheels = build_stack(root / "build" / key, stack)
@@ -97,6 +100,10 @@ def build_world_index(root: Path) -> LocalIndex:
         index.add(wheels["torchvision"], variant)
         if "xformers" in wheels:
             index.add(wheels["xformers"], "simple")
+        for wheel in numpy:
+            index.add(wheel, variant)
+    for wheel in numpy:
+        index.add(wheel, "simple")
     return index
 
 

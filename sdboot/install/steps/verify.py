@@ -8,6 +8,7 @@ from sdboot.install.context import InstallContext
 from sdboot.install.plan import fingerprint
 from sdboot.install.steps.base import Step
 from sdboot.io.runner import quote
+from sdboot.stack.packages import pin_matches
 from sdboot.webui.record import forget_steps, mark_step, step_done
 
 
@@ -70,8 +71,9 @@ class ReverifyStep(Step):
     def do(self) -> str:
         assert self.ctx.profile is not None
         found = self.ctx.installed() or {}
-        if found.get("torch") != self.ctx.profile.torch or \
-                found.get("torchvision") != self.ctx.profile.torchvision:
+        # a pin without a local label (cpu-pypi's torch 2.1.2) holds 2.1.2+cu121
+        if not pin_matches(found.get("torch"), self.ctx.profile.torch) or \
+                not pin_matches(found.get("torchvision"), self.ctx.profile.torchvision):
             forget_steps(self.ctx.record, ["torch", "verify"])
             raise SdbootError(
                 f"[torch-drift] the WebUI's setup replaced torch {self.ctx.profile.torch} with "
