@@ -3,7 +3,6 @@ data (no shell meaning), and select() for a --mirror preset or name."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 
 from sdboot.errors import SdbootError
 from sdboot.io.datafile import LineDict, bad_data, config_dir, data_dir, line_of, load_yaml, present
+from sdboot.io.http_rules import is_loopback_host
 from sdboot.mirrors.table import (
     _GITHUB_START_RE,
     _REPO_RE,
@@ -79,13 +79,7 @@ def local_http_problem(url: str) -> str | None:
 
 
 def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def require_secure(mirror: Mirror, insecure: bool = False) -> None:
