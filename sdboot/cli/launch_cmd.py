@@ -59,9 +59,11 @@ def register(app: typer.Typer) -> None:
             for f in refused:
                 con.print(f"[red]✗[/red] [bold]{f.code}[/bold]: ", end="", highlight=False)
                 con.print(f.message, markup=False, highlight=False)
-                if f.fix is not None:
-                    how = shown(list(f.fix.commands[0])) if f.fix.commands else f.fix.summary
-                    con.print(f"    fix: {how}", markup=False, highlight=False)
+                if f.fix is not None:  # what the fix does; the command when it is one
+                    con.print(f"    fix: {f.fix.summary}", markup=False, highlight=False)
+                    if len(f.fix.commands) == 1:
+                        con.print(f"      $ {shown(list(f.fix.commands[0]))}", markup=False,
+                                  highlight=False)
             # the hint fits the refusal: --allow-cpu only where it would start the WebUI
             if all(f.code in ("repo-incomplete", "git-unsafe-directory") for f in refused):
                 print_error("the WebUI would stop at a folder of repositories/: not started",

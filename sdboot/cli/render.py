@@ -122,7 +122,7 @@ def render_verdict(con: Console, verdict: Verdict, doc: dict[str, Any]) -> None:
             for argv in finding.fix.commands:
                 con.print(f"      $ {shown(argv)}", markup=False)
     if not verdict.ok:
-        con.print("The WebUI cannot run on this GPU with this environment; "
+        con.print("The WebUI cannot run on this machine with this environment; "
                   "apply the fix above, then run sdboot verify again.")
 
 
