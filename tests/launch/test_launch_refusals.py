@@ -56,7 +56,9 @@ def test_refuses_a_repository_git_refuses(world, gpu_libs, gitenv, webui: Path) 
     assert res.returncode == 1, res.stdout + res.stderr
     assert "git-unsafe-directory" in res.stdout and "repositories/sd" in res.stdout
     assert "its start stops at this repository" in res.stdout
-    assert "    fix: " in res.stdout  # what the fix does, not only its first command
+    fix = res.stdout.split("    fix: ", 1)[1].splitlines()
+    assert not fix[0].startswith("git ")  # what the fix does, then its one command
+    assert fix[1].startswith("      $ ") and "safe.directory" in fix[1], res.stdout
     assert "launch.py" not in res.stdout.splitlines()[-1]
     assert res.stderr.startswith("error: the WebUI would stop at a folder of repositories/")
     assert "sdboot doctor --fix" in res.stderr and "--allow-cpu" not in res.stderr
