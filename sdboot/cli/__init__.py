@@ -39,7 +39,7 @@ app = typer.Typer(
     name="sdboot",
     help=HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         command = typer.main.get_command(app)
         # Not command.main(): typer's main turns Ctrl-C into a silent exit 130, before
-        # anyone could say what the interruption kept.
+        # anyone could say what the interruption kept. Shell completion requests
+        # (_SDBOOT_COMPLETE, set by the script --install-completion writes) answer and exit.
+        command._main_shell_completion({}, "sdboot", None)
         with command.make_context("sdboot", args) as root_ctx:
             rv = command.invoke(root_ctx)
         rc = rv if isinstance(rv, int) else 0

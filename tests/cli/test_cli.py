@@ -79,3 +79,21 @@ def test_a_pipe_gets_whole_lines_and_a_dry_run_needs_no_network(tmp_path):
     assert clone.rstrip().endswith(str(target)) and len(clone) > 80
     assert "were not checked" in out
     assert not target.exists()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish", "powershell"])
+def test_completion_scripts_generate(shell):
+    res = run_cli("--show-completion", shell)
+    assert res.returncode == 0, res.stderr
+    assert "_SDBOOT_COMPLETE" in res.stdout
+
+
+def test_a_completion_request_is_answered():
+    """What the installed bash script asks on <TAB>: the commands that fit."""
+    res = run_cli(env={"_SDBOOT_COMPLETE": "complete_bash", "COMP_WORDS": "sdboot mo",
+                       "COMP_CWORD": "1"})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["models"]
+    res = run_cli(env={"_SDBOOT_COMPLETE": "complete_bash", "COMP_WORDS": "sdboot mirror ",
+                       "COMP_CWORD": "2"})
+    assert {"list", "test", "apply", "status", "revert"} <= set(res.stdout.split())
