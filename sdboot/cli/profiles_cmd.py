@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+    from sdboot.values import Profile
 
 profiles_app = typer.Typer(help="The pinned torch stacks sdboot knows (shipped and your own).",
                            no_args_is_help=True)
@@ -54,6 +60,16 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
+def _by_version(profile: Profile) -> tuple[Version, str]:
+    """Oldest torch first; profiles of the same torch by name."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(Version(profile.torch).public), profile.name
+    except InvalidVersion:
+        return Version("0"), profile.name
+
+
 @profiles_app.command("list")
 def list_profiles(
     json_out: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
@@ -63,7 +79,7 @@ def list_profiles(
     from sdboot.cli.render import render_profiles
     from sdboot.stack.profiles import load_profiles
 
-    profiles = sorted(load_profiles().values(), key=lambda p: p.name)
+    profiles = sorted(load_profiles().values(), key=_by_version)
     if json_out:
         emit_json({"schema": "sdboot.profiles-list/1",
                    "profiles": [p.to_json() for p in profiles]})

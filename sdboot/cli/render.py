@@ -52,14 +52,14 @@ def render_gpu(con: Console, info: GpuInfo) -> None:
 
 
 def render_profiles(con: Console, profiles: list[Profile]) -> None:
-    table = Table(show_edge=False, pad_edge=False)
-    for col in ("name", "torch", "xformers", "python"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("for")
+    """Two lines a profile (the pins, then what it is for), so that 80 columns and a pipe
+    both read well; the caller sorts them."""
+    width = max((len(p.name) for p in profiles), default=0)
     for p in profiles:
         mark = " (yours)" if p.source == "user" else ""
-        table.add_row(p.name, p.torch, p.xformers or "-", p.python, p.description + mark)
-    con.print(table)
+        con.print(f"[bold]{p.name:<{width}}[/bold]  torch {p.torch}  xformers "
+                  f"{p.xformers or '-'}  python {p.python}", highlight=False)
+        con.print(f"  {' ' * width}[dim]{p.description}{mark}[/dim]", highlight=False)
     con.print("[dim]details: sdboot profiles show NAME; your own: docs/gpu-and-profiles.md[/dim]")
 
 

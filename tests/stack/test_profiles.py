@@ -10,6 +10,18 @@ from tests.conftest import ROOT, run_cli
 SHIPPED = ROOT / "profiles"
 
 
+def test_the_human_list_is_sorted_by_torch_version_and_lines_stay_whole():
+    from packaging.version import Version
+
+    res = run_cli("profiles", "list")
+    assert res.returncode == 0, res.stderr
+    rows = [line.split() for line in res.stdout.splitlines() if "  torch " in line]
+    assert len(rows) == len(list(SHIPPED.glob("*.yaml")))
+    versions = [Version(Version(row[2]).public) for row in rows]
+    assert versions == sorted(versions)  # oldest torch first
+    assert rows[0][0] == "torch1.13.1-cu117"
+
+
 def test_list_shows_every_shipped_profile():
     res = run_cli("profiles", "list", "--json")
     assert res.returncode == 0
