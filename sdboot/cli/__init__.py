@@ -8,7 +8,8 @@ import contextlib
 import os
 import sys
 import traceback
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import typer
 
@@ -88,6 +89,20 @@ def root(
 ) -> None:
     """sdboot: install and repair Stable Diffusion WebUI."""
 
+
+def _plain_metavar(make_metavar: Callable[..., str]) -> Callable[..., str]:
+    """typer writes a required argument as {WEBUI_DIR} in usage lines; users (and click's
+    own convention) expect WEBUI_DIR. Optional ones stay [WEBUI_DIR]."""
+    def wrapped(self: typer.core.TyperArgument, ctx: Any, *, usage: bool = False) -> str:
+        shown = make_metavar(self, ctx, usage=usage)
+        if usage and self.required and shown.startswith("{") and "}" in shown:
+            shown = shown.replace("{", "", 1).replace("}", "", 1)
+        return shown
+    return wrapped
+
+
+typer.core.TyperArgument.make_metavar = _plain_metavar(  # type: ignore[method-assign]
+    typer.core.TyperArgument.make_metavar)
 
 gpu_cmd.register(app)
 profiles_cmd.register(app)

@@ -89,7 +89,8 @@ def list_profiles(
 
 @profiles_app.command("show")
 def show_profile(
-    name: str = typer.Argument(..., help="Profile name (see 'sdboot profiles list')."),
+    name: str = typer.Argument(..., metavar="NAME",
+                               help="Profile name (see 'sdboot profiles list')."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:
     """Show one profile: pins, wheel index, GPU architectures, Python and driver needs."""

@@ -97,3 +97,14 @@ def test_a_completion_request_is_answered():
     res = run_cli(env={"_SDBOOT_COMPLETE": "complete_bash", "COMP_WORDS": "sdboot mirror ",
                        "COMP_CWORD": "2"})
     assert {"list", "test", "apply", "status", "revert"} <= set(res.stdout.split())
+
+
+@pytest.mark.parametrize(("command", "usage"), [
+    (["mirror", "apply"], "Usage: sdboot mirror apply [OPTIONS] WEBUI_DIR"),
+    (["models", "add"], "Usage: sdboot models add [OPTIONS] PATH_OR_URL"),
+    (["profiles", "show"], "Usage: sdboot profiles show [OPTIONS] NAME"),
+    (["install"], "Usage: sdboot install [OPTIONS] [WEBUI_DIR]"),
+])
+def test_usage_lines_name_arguments_plainly(command, usage):
+    res = run_cli(*command, "--help")
+    assert res.returncode == 0 and res.stdout.splitlines()[0] == usage, res.stdout
