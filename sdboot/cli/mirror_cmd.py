@@ -104,7 +104,7 @@ def test_mirrors(
 
 
 def _selection(mirror: str | None, github: str | None, pypi: str | None, torch: str | None,
-               hf: str | None, insecure: bool, timeout: float,
+               hf: str | None, insecure: bool, timeout: float, root: Path | None = None,
                ) -> tuple[MirrorTable, Selection, list[str]]:
     from dataclasses import replace
 
@@ -114,10 +114,21 @@ def _selection(mirror: str | None, github: str | None, pypi: str | None, torch: 
     table = load_mirrors()
     reasons: list[str] = []
     if mirror == "auto":
-        auto, reasons, _ = auto_select(table, timeout)
+        auto, reasons, results = auto_select(table, timeout)
+        picked = auto.chosen()
+        if root is not None:
+            # a kind where nothing answered (offline for a moment) keeps what it had:
+            # writing "no mirror" would throw away a working setting
+            from sdboot.mirrors.status import webui_selection
+
+            for group, name in webui_selection(root, table).chosen().items():
+                if group not in picked and not any(
+                        h.alive for h in results if h.candidate.group == group):
+                    picked[group] = name
+                    reasons.append(f"{group}: nothing answered; keeping {name}")
         given = {"github": github, "pypi": pypi, "torch": torch, "hf": hf}
         sel = select(table, None, insecure,
-                     **{**auto.chosen(), **{k: v for k, v in given.items() if v}})
+                     **{**picked, **{k: v for k, v in given.items() if v}})
         sel = replace(sel, label="auto")
     else:
         sel = select(table, mirror, insecure, github=github, pypi=pypi, torch=torch, hf=hf)
@@ -164,7 +175,7 @@ def apply(
     if mode not in ("env", "rewrite"):
         raise SdbootError(f"unknown --mode '{mode}'", "use env or rewrite")
     root = webui_root(webui_dir)
-    table, sel, reasons = _selection(mirror, github, pypi, torch, hf, insecure, timeout)
+    table, sel, reasons = _selection(mirror, github, pypi, torch, hf, insecure, timeout, root)
     if mode == "rewrite":
         result = apply_rewrite(root, sel, table, dry_run)
     else:

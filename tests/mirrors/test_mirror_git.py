@@ -193,6 +193,24 @@ def test_mirror_test_names_a_kind_with_no_live_candidate(repos, config_dir: Path
     assert "no candidate answered for: hf" in res.stderr and "offline" not in res.stderr
 
 
+def test_mirror_auto_with_nothing_alive_keeps_the_current_block(config_dir: Path,
+                                                               tmp_path: Path) -> None:
+    from tests.world.launchfiles import write_webui
+
+    webui = write_webui(tmp_path / "webui")
+    env = _overlay(config_dir, [
+        {"name": "closed", "kind": "github-prefix", "url": f"http://127.0.0.1:{closed_port()}/"},
+    ], upstream=f"http://127.0.0.1:{closed_port()}/")
+    res = run_cli("mirror", "apply", str(webui), "--github", "closed", env=env)
+    assert res.returncode == 0, res.stderr
+    before = (webui / "webui-user.sh").read_bytes()
+    assert b"127.0.0.1" in before
+    res = run_cli("mirror", "apply", str(webui), "--mirror", "auto", "--timeout", "1", env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "github: nothing answered; keeping closed" in res.stdout + res.stderr
+    assert (webui / "webui-user.sh").read_bytes() == before  # the GitHub mirror stays
+
+
 def test_mirror_auto_uses_the_cached_ranking(repos, config_dir: Path, tmp_path: Path) -> None:
     from tests.world.launchfiles import write_webui
 
