@@ -48,6 +48,11 @@ def keep_on_interrupt(note: str) -> None:
     _NOTE.set(note)
 
 
+def forget_interrupt_note() -> None:
+    """A new command starts with nothing registered (main() and the tests call this)."""
+    _NOTE.set(None)
+
+
 @contextlib.contextmanager
 def on_interrupt(note: str) -> Iterator[None]:
     """What a Ctrl-C inside the block leaves behind. Blocks nest: the innermost note wins;

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,3 +111,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> PackageWorld:
     overlay_profiles(config, index, ROOT / "profiles")
     yield PackageWorld(index, config, root / "uv-cache")
     index.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_interrupt_note_between_tests() -> Iterator[None]:
+    """A test that runs a command in-process (fetch, install steps) registers what a Ctrl-C
+    would keep; the next test in the same worker must not inherit it."""
+    from sdboot.errors import forget_interrupt_note
+
+    forget_interrupt_note()
+    yield
+    forget_interrupt_note()
