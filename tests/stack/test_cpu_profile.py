@@ -178,5 +178,10 @@ def test_install_on_a_cpu_profile_with_the_cuda_build(tmp_path) -> None:
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert res.returncode == 0, res.stdout + res.stderr
         assert "--skip-torch-cuda-test" in res.stdout.strip().splitlines()[-1]
+        # a second run finds the pinned 2.1.2 in the installed 2.1.2+cu121: nothing to do
+        res = subprocess.run(sdboot_argv("install", str(webui), "--json"), env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert json.loads(res.stdout)["nothing_to_do"] is True
     finally:
         lw.stop()

@@ -8,6 +8,7 @@ from sdboot.io.runner import quote
 from sdboot.stack.packages import (
     choose_installer,
     install_stack,
+    pin_matches,
     plan_stack_install,
     render_constraints,
 )
@@ -26,7 +27,7 @@ class StackStep(Step):
         want = {"torch": self.ctx.profile.torch, "torchvision": self.ctx.profile.torchvision}
         if self.ctx.profile.xformers:
             want["xformers"] = self.ctx.profile.xformers
-        return all(found.get(k) == v for k, v in want.items()) and \
+        return all(pin_matches(found.get(k), v) for k, v in want.items()) and \
             self.ctx.constraints.is_file() and \
             self.ctx.constraints.read_text() == render_constraints(self.ctx.profile)
 
