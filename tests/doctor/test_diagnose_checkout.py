@@ -24,7 +24,7 @@ from sdboot.doctor.checkout import read_head
 from sdboot.doctor.facts import DoctorFacts
 from sdboot.webui.folder import parse_clone_pins, parse_requirements, read_user_vars
 from tests.conftest import run_cli
-from tests.world.githost import GitHost, closed_port, git, make_bare_repo
+from tests.world.githost import git, make_bare_repo
 from tests.world.launchfiles import POST_V13_UTILS, crlf
 from tests.world.wheels import build_wheel
 
@@ -403,19 +403,10 @@ def test_build_tools_fix_builds_clip(tmp_path: Path, gitenv: dict[str, str]) -> 
 
 @pytest.fixture()
 def hf_world(tmp_path: Path, gitenv: dict[str, str]):
-    """A dead Hugging Face endpoint (a closed port) and a live mirror on loopback."""
-    files = tmp_path / "hf-files"
-    config = files / "openai/clip-vit-large-patch14/resolve/main/config.json"
-    config.parent.mkdir(parents=True)
-    config.write_text("{}")
-    server = GitHost({"/": files}).start()
-    dead = f"http://127.0.0.1:{closed_port()}/"
-    (tmp_path / "sdboot-config/mirrors.yaml").write_text(
-        "replace_shipped: true\n"
-        f"mirrors:\n  - {{name: test-hf, kind: hf, url: '{server.url.rstrip('/')}'}}\n"
-        f"upstreams: {{github: '{dead}', hf: '{dead.rstrip('/')}'}}\n")
-    env = {**gitenv, "PIP_INDEX_URL": dead + "simple", "PIP_CONFIG_FILE": os.devnull,
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    """A dead Hugging Face endpoint and a live mirror on loopback (after a dead one)."""
+    from tests.doctor.test_hf_mirror_fix import hf_mirror_world
+
+    server, env = hf_mirror_world(tmp_path, gitenv, live=True)
     yield env
     server.stop()
 

@@ -14,7 +14,9 @@ from tests.world.githost import GitHost, closed_port
 __all__ = ["gitenv"]  # the fixture, used by name
 
 
-def _world(tmp_path: Path, gitenv: dict[str, str], live: bool):
+def hf_mirror_world(tmp_path: Path, gitenv: dict[str, str], live: bool):
+    """A dead Hugging Face endpoint (a closed port), a dead hf mirror listed first and, with
+    `live`, a mirror on loopback that serves the CLIP tokenizer's config.json."""
     files = tmp_path / "hf-files"
     config = files / "openai/clip-vit-large-patch14/resolve/main/config.json"
     config.parent.mkdir(parents=True)
@@ -37,7 +39,7 @@ def _hf(doc: dict) -> dict:
 
 
 def test_fix_picks_the_mirror_that_answered(tmp_path: Path, gitenv: dict[str, str]) -> None:
-    server, env = _world(tmp_path, gitenv, live=True)
+    server, env = hf_mirror_world(tmp_path, gitenv, live=True)
     try:
         root = make_webui(tmp_path, clones=False)
         rc, doc = doctor_cli(root, env, "--only", "hf-unreachable")
@@ -53,7 +55,7 @@ def test_fix_picks_the_mirror_that_answered(tmp_path: Path, gitenv: dict[str, st
 
 
 def test_no_mirror_answered_no_automatic_fix(tmp_path: Path, gitenv: dict[str, str]) -> None:
-    server, env = _world(tmp_path, gitenv, live=False)
+    server, env = hf_mirror_world(tmp_path, gitenv, live=False)
     try:
         root = make_webui(tmp_path, clones=False)
         rc, doc = doctor_cli(root, env, "--only", "hf-unreachable")
