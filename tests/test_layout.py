@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sdboot"
 
 # Lowest first: a wing may import its own modules and any wing of a lower rank.
 RANK = {
-    "values": 0, "errors": 0,
+    "values": 0, "errors": 0, "i18n": 0,
     "io": 1,
     "machine": 2, "webui": 2,
     "stack": 3, "mirrors": 3,
