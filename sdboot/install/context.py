@@ -60,6 +60,12 @@ class InstallContext:
     def constraints(self) -> Path:
         return self.state / "constraints.txt"
 
+    @property
+    def build_constraints(self) -> Path:
+        """The constraints of build environments (PIP_BUILD_CONSTRAINT, UV_BUILD_CONSTRAINT,
+        uv's --build-constraint): the setuptools cap for builds that import pkg_resources."""
+        return self.state / "build-constraints.txt"
+
     def prefix(self) -> Path:
         """The environment folder: always the one sdboot makes for the kind, inside the
         WebUI folder (read_record proved a recorded one is exactly that)."""
