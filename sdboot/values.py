@@ -131,6 +131,8 @@ class Profile:
     notes: tuple[str, ...] = ()
     source: str = "shipped"  # shipped | user
     path: str = ""
+    # extra constraints of build environments (the setuptools cap always applies)
+    build_constraints: tuple[str, ...] = ()
 
     @property
     def torch_base(self) -> str:

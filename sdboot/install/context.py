@@ -66,6 +66,27 @@ class InstallContext:
         uv's --build-constraint): the setuptools cap for builds that import pkg_resources."""
         return self.state / "build-constraints.txt"
 
+    def build_caps(self) -> list[str]:
+        """The build constraints: the WebUI's from the catalog (per release; the default
+        cap for a WebUI not in it), then the profile's own."""
+        from sdboot.install.catalog import webui_build_caps
+        from sdboot.stack.packages import build_caps
+
+        return build_caps(webui_build_caps(self.catalog, self.repo, self.ref), self.profile)
+
+    def _build_guard(self) -> dict[str, str]:
+        """PIP_BUILD_CONSTRAINT / UV_BUILD_CONSTRAINT, writing the file first where it is
+        missing (pip and uv refuse a constraints file that does not exist)."""
+        path = self.build_constraints
+        if not path.is_file() and self.root.is_dir() and not self.opts.dry_run:
+            from sdboot.io.files import atomic_write
+            from sdboot.stack.packages import render_build_constraints
+
+            self.state.mkdir(exist_ok=True)
+            atomic_write(path, render_build_constraints(self.build_caps()).encode(),
+                         root=self.root)
+        return constraint_env(None, path) if path.is_file() else {}
+
     def prefix(self) -> Path:
         """The environment folder: always the one sdboot makes for the kind, inside the
         WebUI folder (read_record proved a recorded one is exactly that)."""
@@ -98,6 +119,7 @@ class InstallContext:
                                git_count_base=existing_git_count(os.environ))
         env = plan.apply_to(dict(os.environ))
         env.update(constraint_env(self.constraints))
+        env.update(self._build_guard())
         env["COMMANDLINE_ARGS"] = ""
         env["PYTHONNOUSERSITE"] = "1"
         if self.selection.pypi is not None:
@@ -105,7 +127,9 @@ class InstallContext:
         return env
 
     def pip_env(self) -> dict[str, str]:
+        """sdboot's own installs: the index, and the build guard (for pip's fallback too)."""
         env = dict(os.environ)
+        env.update(self._build_guard())
         if self.selection.pypi is not None:
             env["PIP_INDEX_URL"] = self.selection.pypi.url
             env["UV_INDEX_URL"] = self.selection.pypi.url

@@ -21,7 +21,8 @@ PREPARE_TIMEOUT_S = 3600.0
 STATE = ".sdboot"
 INSTALL_MARKERS = (">>> sdboot install (managed: sdboot install) >>>", "<<< sdboot install <<<")
 INSTALL_BLOCK = BlockKind(INSTALL_MARKERS, re.compile(
-    "python_cmd|PYTHON|venv_dir|VENV_DIR|COMMANDLINE_ARGS|PIP_CONSTRAINT"))
+    "python_cmd|PYTHON|venv_dir|VENV_DIR|COMMANDLINE_ARGS|PIP_CONSTRAINT|PIP_BUILD_CONSTRAINT"
+    "|UV_BUILD_CONSTRAINT"))
 # Free disk: below NEED_GB the profile cannot install; below RECOMMENDED_GB warn (the
 # full install is about 12 GB before any model).
 NEED_GB = {"cuda": 8.0, "rocm": 12.0, "cpu": 3.0, "mps": 3.0}
@@ -113,12 +114,17 @@ def disk_verdict(free_bytes: int, backend: str) -> tuple[str, str]:
 
 
 def install_block(python_cmd: str, venv_dir: str, args: list[str], constraints: Path,
-                  ) -> MirrorEnv:
+                  build_constraints: Path | None = None) -> MirrorEnv:
     """What webui-user.sh / .bat need so that the WebUI's own scripts use sdboot's
-    environment, flags and pins."""
-    return MirrorEnv({"python_cmd": python_cmd, "PYTHON": python_cmd, "venv_dir": venv_dir,
-                      "VENV_DIR": venv_dir, "COMMANDLINE_ARGS": " ".join(args),
-                      "PIP_CONSTRAINT": str(constraints)})
+    environment, flags and pins (and the build guard: PIP_BUILD_CONSTRAINT for pip >= 25.3,
+    UV_BUILD_CONSTRAINT for uv; an older pip builds under PIP_CONSTRAINT)."""
+    names = {"python_cmd": python_cmd, "PYTHON": python_cmd, "venv_dir": venv_dir,
+             "VENV_DIR": venv_dir, "COMMANDLINE_ARGS": " ".join(args),
+             "PIP_CONSTRAINT": str(constraints)}
+    if build_constraints is not None:
+        names.update(PIP_BUILD_CONSTRAINT=str(build_constraints),
+                     UV_BUILD_CONSTRAINT=str(build_constraints))
+    return MirrorEnv(names)
 
 
 def fingerprint(*parts: object) -> str:

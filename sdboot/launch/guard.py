@@ -334,10 +334,14 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
                            git_count_base=existing_git_count(os.environ))
     env_set = dict(menv.vars)
     constraints = root / ".sdboot" / "constraints.txt"
+    build = root / ".sdboot" / "build-constraints.txt"  # the build guard (stack/packages.py)
+    build_file = build if build.is_file() else None
     if constraints.is_file() and expected is not None and \
             pin_matches(gfacts.get("torch"), expected.torch):  # 2.1.2 holds 2.1.2+cu121
-        env_set.update(constraint_env(constraints))
-    elif constraints.is_file():
+        env_set.update(constraint_env(constraints, build_file))
+    else:
+        env_set.update(constraint_env(None, build_file))
+    if constraints.is_file() and "PIP_CONSTRAINT" not in env_set:
         # the pins describe a stack that is not installed: pip would refuse every install
         notes.append("the installed torch is not the pinned one: PIP_CONSTRAINT left out "
                      "(sdboot doctor --fix restores the pinned stack)")

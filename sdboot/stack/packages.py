@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,43 +120,95 @@ def stack_pins(profile: Profile) -> list[str]:
     return pins
 
 
-def render_constraints(profile: Profile) -> str:
-    """The pins, and the numpy cap a torch older than 2.3 needs (compatible with the
-    WebUI's own numpy==1.x pin)."""
+# The build guard. setuptools 82 removed pkg_resources (CLIP's setup.py, which the WebUI
+# builds from a zip, imports it: openai/CLIP#528), and a build environment takes the newest
+# setuptools unless its constraints say otherwise. Which constraints reach a build:
+# - pip >= 25.3 reads build constraints from --build-constraint / PIP_BUILD_CONSTRAINT
+#   (pypa/pip#13534); PIP_CONSTRAINT still reaching builds is deprecated there, and from
+#   pip 26.2 it no longer does (pypa/pip#13787, pypa/pip#14094).
+# - older pips apply PIP_CONSTRAINT to build environments too (pypa/pip#8439 is about
+#   the command-line -c, which does not), so the runtime constraints carry the cap as well.
+# - uv: `uv pip install --build-constraint FILE`, or UV_BUILD_CONSTRAINT; uv's -c /
+#   UV_CONSTRAINT do not reach builds.
+# The file holds only the caps: sdboot never installs setuptools because of it.
+DEFAULT_BUILD_CONSTRAINTS: tuple[str, ...] = ("setuptools<82",)
+
+
+def build_caps(webui: Sequence[str] | None = None, profile: Profile | None = None,
+               ) -> list[str]:
+    """The build constraints for one install: the WebUI's (None: the default cap), then the
+    profile's own, each once."""
+    caps = list(DEFAULT_BUILD_CONSTRAINTS if webui is None else webui)
+    for extra in profile.build_constraints if profile is not None else ():
+        if extra not in caps:
+            caps.append(extra)
+    return caps
+
+
+def render_build_constraints(caps: Sequence[str]) -> str:
+    return (
+        "# Written by sdboot: the constraints of build environments (PIP_BUILD_CONSTRAINT,\n"
+        "# UV_BUILD_CONSTRAINT, --build-constraint). Change it with sdboot, not by hand.\n"
+        + "".join(f"{c}\n" for c in caps)
+    )
+
+
+def render_constraints(profile: Profile, caps: Sequence[str] | None = None) -> str:
+    """The pins, the numpy cap a torch older than 2.3 needs (compatible with the WebUI's
+    own numpy==1.x pin), and the build caps (old pips build under PIP_CONSTRAINT)."""
+    build = build_caps(None, profile) if caps is None else list(caps)
     return (
         f"# Written by sdboot for profile {profile.name}. Every pip call sdboot makes or\n"
         "# starts (the WebUI's own, through PIP_CONSTRAINT) uses this file, so nothing can\n"
         "# replace the pinned torch stack. Change it with sdboot, not by hand.\n"
-        + "\n".join([*stack_pins(profile), *numpy_cap(profile)]) + "\n"
+        + "\n".join([*stack_pins(profile), *numpy_cap(profile), *build]) + "\n"
     )
 
 
-def write_constraints(profile: Profile, path: Path) -> Path:
-    atomic_write(path, render_constraints(profile).encode())
+def write_constraints(profile: Profile, path: Path, caps: Sequence[str] | None = None,
+                      build_path: Path | None = None) -> Path:
+    """The constraints file, and (given build_path) the build constraints beside it."""
+    build = build_caps(None, profile) if caps is None else list(caps)
+    if build_path is not None:
+        atomic_write(build_path, render_build_constraints(build).encode())
+    atomic_write(path, render_constraints(profile, build).encode())
     return path
 
 
-def constraint_env(constraints: Path) -> dict[str, str]:
+def constraint_env(constraints: Path | None,
+                   build_constraints: Path | None = None) -> dict[str, str]:
     """For child processes that run pip themselves (the WebUI's launch.py, extensions)."""
-    return {"PIP_CONSTRAINT": str(constraints), "UV_CONSTRAINT": str(constraints)}
+    env: dict[str, str] = {}
+    if constraints is not None:
+        env.update(PIP_CONSTRAINT=str(constraints), UV_CONSTRAINT=str(constraints))
+    if build_constraints is not None:
+        env.update(PIP_BUILD_CONSTRAINT=str(build_constraints),
+                   UV_BUILD_CONSTRAINT=str(build_constraints))
+    return env
 
 
 def plan_stack_install(profile: Profile, python: Path, installer: Installer, constraints: Path,
-                       source: WheelSource | None = None) -> list[list[str]]:
+                       source: WheelSource | None = None,
+                       build_constraints: Path | None = None) -> list[list[str]]:
     """The commands that install exactly the profile's stack. torch and torchvision come
     from the profile's wheel index; xformers from the default index (where its wheels for
     these torch versions live) with the torch index as an extra source, under the same
-    constraints, so it can never pull in another torch."""
+    constraints, so it can never pull in another torch. uv gets the build constraints as
+    --build-constraint; pip gets them through PIP_BUILD_CONSTRAINT (install_stack), since a
+    pip older than 25.3 refuses the flag."""
     source = source or profile_source(profile)
     base = installer.base(python)
+    guard = (["--build-constraint", str(build_constraints)]
+             if installer.kind == "uv" and build_constraints is not None else [])
     pins = stack_pins(profile)
     torch_pins, xformers_pins = pins[:2], pins[2:]
-    commands = [[*base, *torch_pins, *source.args(), "-c", str(constraints), *profile.pip_args]]
+    commands = [[*base, *torch_pins, *source.args(), "-c", str(constraints), *guard,
+                 *profile.pip_args]]
     if xformers_pins:
         extra = (["--extra-index-url", source.url] if source.url and source.mode
                  in ("index", "extra") else source.args())
         commands.append([*base, *xformers_pins, *extra, "-c", str(constraints),
-                         *profile.pip_args])
+                         *guard, *profile.pip_args])
     return commands
 
 
@@ -167,12 +219,18 @@ _PROGRESS = re.compile(r"^(Collecting|Downloading|Installing|Successfully|Resolv
 def install_stack(profile: Profile, python: Path, constraints: Path, runner: Runner,
                   installer: Installer | None = None, source: WheelSource | None = None,
                   env: dict[str, str] | None = None,
-                  on_progress: Callable[[str], None] | None = None) -> list[list[str]]:
-    """Write the constraints file, then install the stack. Raises SdbootError (exit 1)
+                  on_progress: Callable[[str], None] | None = None,
+                  build_constraints: Path | None = None,
+                  caps: Sequence[str] | None = None) -> list[list[str]]:
+    """Write the constraints files, then install the stack. Raises SdbootError (exit 1)
     with the tail of the installer's output when a step fails."""
     installer = installer or choose_installer()
-    write_constraints(profile, constraints)
-    commands = plan_stack_install(profile, python, installer, constraints, source)
+    write_constraints(profile, constraints, caps, build_constraints)
+    commands = plan_stack_install(profile, python, installer, constraints, source,
+                                  build_constraints)
+    if build_constraints is not None:
+        env = {**(os.environ if env is None else env),
+               **constraint_env(None, build_constraints)}
     for argv in commands:
         def show(line: str) -> None:
             if on_progress is not None and _PROGRESS.match(line):

@@ -12,6 +12,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.io.datafile import bad_data, config_dir, data_dir, line_of, load_yaml
 from sdboot.values import Profile
 
@@ -20,7 +21,7 @@ INDEX_MODES = ("index", "extra", "default")
 PLATFORMS = ("linux", "windows", "darwin")
 REQUIRED = ("name", "backend", "torch", "torchvision", "python", "platforms")
 OPTIONAL = ("description", "xformers", "variant", "cuda", "index_url", "index_mode", "pip_args",
-            "arch", "ptx", "webui", "min_driver", "notes")
+            "arch", "ptx", "webui", "min_driver", "notes", "build_constraints")
 DEFAULT_PYTHON = "3.10"  # the WebUI's tested Python (webui.sh prefers python3.10)
 
 
@@ -137,6 +138,13 @@ def parse_profile(doc: Any, path: Path, source: str) -> Profile:
             Requirement(spec)
         except InvalidRequirement:
             check(False, "webui", f"bad WebUI range {spec!r} (e.g. \"a1111>=1.8,<1.11\")")
+    build_constraints = _str_list(doc, "build_constraints", path)
+    for spec in build_constraints:
+        try:
+            Requirement(spec)
+        except InvalidRequirement:
+            check(False, "build_constraints",
+                  t("bad build constraint {spec} (e.g. \"setuptools<82\")", spec=repr(spec)))
     min_driver_doc = doc.get("min_driver") or {}
     check(isinstance(min_driver_doc, dict), "min_driver", "'min_driver' must map os to version")
     min_driver = {str(k): str(v) for k, v in min_driver_doc.items()}
@@ -162,6 +170,7 @@ def parse_profile(doc: Any, path: Path, source: str) -> Profile:
         platforms=platforms,
         min_driver=min_driver,
         notes=_str_list(doc, "notes", path),
+        build_constraints=build_constraints,
         source=source,
         path=str(path),
     )

@@ -10,6 +10,7 @@ from sdboot.stack.packages import (
     install_stack,
     pin_matches,
     plan_stack_install,
+    render_build_constraints,
     render_constraints,
 )
 from sdboot.webui.record import forget_steps
@@ -24,18 +25,22 @@ class StackStep(Step):
         found = self.ctx.installed()
         if not found:
             return False
+        caps = self.ctx.build_caps()
         want = {"torch": self.ctx.profile.torch, "torchvision": self.ctx.profile.torchvision}
         if self.ctx.profile.xformers:
             want["xformers"] = self.ctx.profile.xformers
         return all(pin_matches(found.get(k), v) for k, v in want.items()) and \
             self.ctx.constraints.is_file() and \
-            self.ctx.constraints.read_text() == render_constraints(self.ctx.profile)
+            self.ctx.constraints.read_text() == render_constraints(self.ctx.profile, caps) and \
+            self.ctx.build_constraints.is_file() and \
+            self.ctx.build_constraints.read_text() == render_build_constraints(caps)
 
     def describe(self) -> list[str]:
         assert self.ctx.profile is not None
         installer = choose_installer()
         return [quote(c) for c in plan_stack_install(self.ctx.profile, self.ctx.python(), installer,
-                                                     self.ctx.constraints, self.ctx.wheel_source())]
+                                                     self.ctx.constraints, self.ctx.wheel_source(),
+                                                     self.ctx.build_constraints)]
 
     def do(self) -> str:
         assert self.ctx.profile is not None
@@ -44,6 +49,7 @@ class StackStep(Step):
         ctx = self.ctx
         assert ctx.profile is not None
         install_stack(ctx.profile, ctx.python(), ctx.constraints, ctx.runner, installer,
-                      ctx.wheel_source(), env=ctx.pip_env(), on_progress=ctx.ui.detail)
+                      ctx.wheel_source(), env=ctx.pip_env(), on_progress=ctx.ui.detail,
+                      build_constraints=ctx.build_constraints, caps=ctx.build_caps())
         self.ctx.record["installer"] = installer.kind
         return f"torch {self.ctx.profile.torch} with {installer.kind}"

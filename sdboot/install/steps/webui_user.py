@@ -25,7 +25,8 @@ class WebuiUserStep(Step):
         venv_dir = "venv" if ctx.env_kind == "venv" and ctx.prefix() == ctx.root / "venv" \
             else ("-" if ctx.env_kind == "conda" else str(ctx.prefix()))
         python_cmd = env.get("base_python") or str(self.ctx.python())
-        block = install_block(python_cmd, venv_dir, self.ctx.webui_args(), self.ctx.constraints)
+        block = install_block(python_cmd, venv_dir, self.ctx.webui_args(), self.ctx.constraints,
+                              self.ctx.build_constraints)
         lf = launch_file(self.ctx.root)
         text = lf.read_text(encoding="utf-8", errors="replace") if lf else None
         mirror = plan_mirror_env(self.ctx.selection, self.ctx.table, text, self.ctx.profile.pins())

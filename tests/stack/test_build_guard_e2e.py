@@ -1,0 +1,109 @@
+"""The build guard end to end, on real parts: a source package whose setup.py imports
+pkg_resources (the shape of CLIP's) builds under the build constraints sdboot writes, and
+fails without them, because the newest setuptools (>= 82) has no pkg_resources.
+
+The packages: the real setuptools >= 82, wheel and packaging of the test environment, repacked into
+wheels; the real setuptools 65.5.0 wheel the standard library bundles for ensurepip; the
+sdist is our own. Installed by the real uv, offline (--no-index --find-links)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import ensurepip
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from sdboot.stack.packages import build_caps, constraint_env, render_build_constraints
+
+pytestmark = pytest.mark.slow
+
+
+def _repack(name: str, out: Path) -> Path:
+    """A wheel of an installed distribution, made from its RECORD (its real files)."""
+    dist = metadata.distribution(name)
+    tag = "py3-none-any"
+    wheel = out / f"{name}-{dist.version}-{tag}.whl"
+    rows: list[list[str]] = []
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in dist.files or []:
+            rel = str(f)
+            if rel.startswith("..") or "__pycache__" in rel or rel.endswith(("RECORD", ".pyc")):
+                continue
+            data = Path(str(dist.locate_file(f))).read_bytes()
+            zf.writestr(rel, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            rows.append([rel, f"sha256={digest.decode()}", str(len(data))])
+        info = next(str(f).split("/")[0] for f in dist.files or []
+                    if str(f).endswith(".dist-info/METADATA"))
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([*rows, [f"{info}/RECORD", "", ""]])
+        zf.writestr(f"{info}/RECORD", buf.getvalue())
+    return wheel
+
+
+def _sdist(out: Path) -> Path:
+    setup = ("import pkg_resources  # CLIP's setup.py does this (openai/CLIP#528)\n"
+             "from setuptools import setup\n"
+             "setup(name='pkgres-demo', version='1.0', py_modules=['pkgres_demo'])\n")
+    path = out / "pkgres-demo-1.0.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for name, text in (("setup.py", setup), ("pkgres_demo.py", "VALUE = 1\n"),
+                           ("PKG-INFO", "Metadata-Version: 2.1\nName: pkgres-demo\n"
+                                        "Version: 1.0\n")):
+            data = text.encode()
+            member = tarfile.TarInfo(f"pkgres-demo-1.0/{name}")
+            member.size = len(data)
+            tf.addfile(member, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if Version(metadata.version("setuptools")) < Version("82"):
+        pytest.skip("the test extra installs setuptools >= 82; this environment has older")
+    bundled = sorted((Path(ensurepip.__file__).parent / "_bundled").glob("setuptools-*.whl"))
+    if not bundled:
+        pytest.skip("this Python bundles no setuptools wheel for ensurepip (3.12+)")
+    out = tmp_path_factory.mktemp("find-links")
+    _repack("setuptools", out)
+    _repack("wheel", out)
+    _repack("packaging", out)  # wheel needs it
+    (out / bundled[-1].name).write_bytes(bundled[-1].read_bytes())
+    _sdist(out)
+    return out
+
+
+def _install(links: Path, tmp_path: Path,
+             env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    venv = tmp_path / "venv"
+    subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env.update(UV_CACHE_DIR=str(tmp_path / "uv-cache"), **env_extra)
+    return subprocess.run(["uv", "pip", "install", "--python", str(venv / "bin/python"),
+                           "--no-index", "--find-links", str(links), "pkgres-demo"],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_pkg_resources_build_fails_without_the_guard(links: Path, tmp_path: Path) -> None:
+    res = _install(links, tmp_path, {})
+    assert res.returncode != 0
+    assert "pkg_resources" in res.stderr
+
+
+def test_pkg_resources_build_passes_under_the_guard(links: Path, tmp_path: Path) -> None:
+    build = tmp_path / "build-constraints.txt"
+    build.write_text(render_build_constraints(build_caps()))  # what an install writes
+    res = _install(links, tmp_path, constraint_env(None, build))
+    assert res.returncode == 0, res.stderr
+    assert "pkgres-demo==1.0" in res.stderr
