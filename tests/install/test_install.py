@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sdboot.install.run import disk_verdict
+from sdboot.install.steps.verify import TORCH_UNCHANGED
 from sdboot.io.files import exclusive_lock
 from tests.world.githost import git
 from tests.world.local import LocalWorld, build_local_world, sdboot_argv
@@ -52,6 +53,9 @@ def test_full_install_then_noop(lw: LocalWorld, tmp_path: Path) -> None:
     assert doc["schema"] == "sdboot.install/1" and doc["complete"]
     assert [s["name"] for s in doc["steps"]] == STEPS
     assert all(s["status"] == "done" for s in doc["steps"])
+    # the preparation left the verified stack alone: the second probe does not run
+    notes = {s["name"]: s["note"] for s in doc["steps"]}
+    assert notes["reverify"] == TORCH_UNCHANGED and notes["verify"] != TORCH_UNCHANGED
     assert doc["profile"] == "torch2.1.2-cu121"
     assert doc["webui_args"] == ["--medvram-sdxl", "--xformers"]  # a 12 GB RTX 3060
     assert doc["next"] == f"sdboot launch {webui}"
@@ -80,6 +84,45 @@ def test_full_install_then_noop(lw: LocalWorld, tmp_path: Path) -> None:
     assert len(lw.github.requests) == seen  # no network on a complete install
     plain = sdboot(lw, "install", str(webui))
     assert "Everything is in place" in plain.stdout
+
+
+# what an installer seeds into a venv; not part of the WebUI's stack
+_SEEDS = {"pip", "setuptools", "wheel"}
+
+
+def test_lock_written_and_reproduced_in_a_fresh_environment(lw: LocalWorld,
+                                                            tmp_path: Path) -> None:
+    """The lock records every distribution, the commits and the profile; installing it
+    into a fresh venv gives the same set at the same versions."""
+    from sdboot.io.runner import Runner
+    from sdboot.stack.lock import freeze, read_lock
+
+    webui = tmp_path / "webui"
+    res = sdboot(lw, "install", str(webui), "--mirror", "world", "--json")
+    assert res.returncode == 0, res.stderr
+    lock = read_lock(webui / ".sdboot/lock.txt")
+    assert lock.profile == "torch2.1.2-cu121" and lock.webui_commit == lw.commits["webui"]
+    assert lock.repositories["stable-diffusion-stability-ai"] == lw.commits["sd"]
+    assert lock.packages["torch"] == "2.1.2+cu121" and "sdb-webui-dep" in lock.packages
+    assert lock.index == lw.index.index_url("simple")
+    runner = Runner()
+    installed = freeze(webui / "venv/bin/python", runner)
+    assert installed == lock.packages
+    # a second folder from the lock alone (no resolution: exact versions, no dependencies)
+    fresh = tmp_path / "fresh"
+    uv = subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(fresh)],
+                        capture_output=True, text=True)
+    assert uv.returncode == 0, uv.stderr
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text("\n".join(f"{n}=={v}" for n, v in lock.packages.items()
+                              if n not in _SEEDS) + "\n")
+    env = {**lw.env(), "UV_EXTRA_INDEX_URL": lw.index.index_url("cu121")}
+    done = subprocess.run(["uv", "pip", "install", "-q", "--no-deps", "--python",
+                           str(fresh / "bin/python"), "-r", str(reqs)],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    again = freeze(fresh / "bin/python", runner)
+    assert again == {n: v for n, v in lock.packages.items() if n not in _SEEDS}
 
 
 def test_without_a_mirror_the_dead_upstream_is_substituted(lw: LocalWorld,

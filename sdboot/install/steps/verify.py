@@ -11,6 +11,32 @@ from sdboot.io.runner import quote
 from sdboot.stack.packages import pin_matches
 from sdboot.webui.record import forget_steps, mark_step, step_done
 
+# The second verify's note when the WebUI's preparation left everything the probe depends on
+# as verify proved it: the probe (about 7 s with a real torch on 2 cores) does not run again.
+TORCH_UNCHANGED = "torch unchanged since verify (not probed again)"
+# What the probe's verdict depends on besides the torch stack: numpy (the numpy-abi break),
+# the CUDA libraries torch loads, triton. A change in any of them runs the probe again.
+_PROBED = ("torch", "torchvision", "xformers", "numpy", "triton")
+_LIST = (
+    "import json, sys\n"
+    "from importlib import metadata\n"
+    "keep = set(sys.argv[1:])\n"
+    "out = {}\n"
+    "for d in metadata.distributions():\n"
+    "    n = (d.metadata['Name'] or '').lower().replace('_', '-')\n"
+    "    if n in keep or n.startswith('nvidia-'):\n"
+    "        out[n] = d.version\n"
+    "print(json.dumps(out, sort_keys=True))\n"
+)
+
+
+def probed_fingerprint(ctx: InstallContext) -> str | None:
+    """The versions of everything the probe's verdict depends on (None: unknown)."""
+    res = ctx.runner.run([str(ctx.python()), "-I", "-c", _LIST, *_PROBED], timeout=60)
+    if not res.ok or not res.stdout.strip():
+        return None
+    return fingerprint(res.stdout.strip().splitlines()[-1])
+
 
 def stack_fingerprint(ctx: InstallContext) -> str:
     return fingerprint(ctx.installed())
@@ -53,7 +79,8 @@ class VerifyStep(Step):
 
     def do(self) -> str:
         summary = verify_stack(self.ctx)
-        mark_step(self.ctx.record, "verify", fingerprint=stack_fingerprint(self.ctx))
+        mark_step(self.ctx.record, "verify", fingerprint=stack_fingerprint(self.ctx),
+                  probed=probed_fingerprint(self.ctx))
         return summary
 
 
@@ -79,6 +106,11 @@ class ReverifyStep(Step):
                 f"[torch-drift] the WebUI's setup replaced torch {self.ctx.profile.torch} with "
                 f"{found.get('torch')} (torchvision {found.get('torchvision')})",
                 "run sdboot install again: it reinstalls the pinned stack", exit_code=1)
+        verified = (step_done(self.ctx.record, "verify") or {}).get("probed")
+        if verified is not None and verified == probed_fingerprint(self.ctx):
+            # the same distributions the probe proved before the WebUI's preparation
+            mark_step(self.ctx.record, "reverify", fingerprint=stack_fingerprint(self.ctx))
+            return TORCH_UNCHANGED
         summary = verify_stack(self.ctx)
         mark_step(self.ctx.record, "reverify", fingerprint=stack_fingerprint(self.ctx))
         return summary
