@@ -283,6 +283,15 @@ def fetch(root: Path, source: Source, expected_sha256: str | None,
         raise SdbootError(f"download failed: {exc.message}", exc.hint or "run the same "
                           "command again to resume (a mirror may help: HF_ENDPOINT / sdboot "
                           "mirror test)", exit_code=1) from None
+    if source.size is not None and got.size != source.size:
+        from sdboot.i18n import t
+
+        part.unlink(missing_ok=True)
+        raise SdbootError(t("{name}: {got} bytes, the source lists {size}; the download "
+                            "was deleted", name=source.name or part.name, got=got.size,
+                            size=source.size),
+                          t("download again (a mirror may serve a damaged file)"),
+                          exit_code=1)
     want = known or got.remote_sha256
     if want and got.sha256 != want:
         part.unlink(missing_ok=True)

@@ -48,8 +48,9 @@ class Source:
     #                   server's answer (Content-Disposition) names it
     sha256: str | None  # what the source publishes
     headers: dict[str, str]
-    kind: str  # huggingface | civitai | url
+    kind: str  # huggingface | civitai | modelscope | url
     fallback: str | None = None  # the (plain) name when the server's answer gives none
+    size: int | None = None  # the size the source publishes (ModelScope's file list)
 
 
 def parse_civitai(url: str) -> str | None:
@@ -88,7 +89,7 @@ def _check_endpoint(value: str) -> str:
 
 def plan_source(url: str, env: dict[str, str] | None = None,
                 fetch_json: Callable[[str, dict[str, str]], Any] | None = None,
-                name: str | None = None) -> Source:
+                name: str | None = None, *, prefer_modelscope: bool = False) -> Source:
     """Where a model URL is fetched from, with which headers, under which file name.
     Hugging Face goes through HF_ENDPOINT (a mirror) and then gets no token; a token goes
     only to its own service (a Civitai `?token=` becomes a header, never part of a URL or
@@ -100,6 +101,13 @@ def plan_source(url: str, env: dict[str, str] | None = None,
     from sdboot.mirrors.table import map_hf_url
 
     env = dict(os.environ if env is None else env)
+    from sdboot.addons import modelscope
+
+    ms_ref = modelscope.parse(url, env) or (modelscope.twin(url) if prefer_modelscope
+                                            else None)
+    if ms_ref is not None:  # ModelScope (魔搭): a modelscope: source, its URL, or a twin
+        ms_url, ms_name, ms_sha, ms_size = modelscope.plan(ms_ref, env, fetch_json, name)
+        return Source(ms_url, ms_name, ms_sha, {}, "modelscope", size=ms_size)
     try:
         parts = urlsplit(url)
         _ = parts.port  # a bad port or IPv6 literal raises ValueError

@@ -103,7 +103,10 @@ def add(
         hf = webui_selection(root, load_mirrors()).hf
         if hf is not None and not env.get("HF_ENDPOINT"):  # the WebUI's own mirror
             env["HF_ENDPOINT"] = hf.url
-        src = plan_source(source, env, fetch_json=_fetch_json, name=name)
+        # a cn mirror for Hugging Face (the cn presets): a repo with a ModelScope twin
+        # comes from ModelScope (docs/models.md)
+        src = plan_source(source, env, fetch_json=_fetch_json, name=name,
+                          prefer_modelscope=hf is not None and hf.region == "cn")
         if src.url.startswith("http://") and not is_loopback(src.url) and not insecure:
             raise SdbootError(f"{mask(src.url)} is plain http", "use https, or --insecure")
         progress = _progress(con, src.name or src.fallback or "download")
