@@ -60,6 +60,10 @@ def test_full_install_then_noop(lw: LocalWorld, tmp_path: Path) -> None:
     assert doc["webui_args"] == ["--medvram-sdxl", "--xformers"]  # a 12 GB RTX 3060
     assert doc["next"] == f"sdboot launch {webui}"
     _assert_verified(lw, webui)
+    # the venv made by uv, pip seeded (the WebUI runs `python -m pip`)
+    assert "\nuv = " in (webui / "venv/pyvenv.cfg").read_text()
+    assert subprocess.run([str(webui / "venv/bin/python"), "-m", "pip", "--version"],
+                          capture_output=True).returncode == 0
     # the WebUI cloned through the proxy, at the pinned commit
     record = json.loads((webui / ".sdboot/install.json").read_text())
     assert record["clone_url"].startswith(lw.github.url + "https://github.com/")

@@ -8,16 +8,11 @@ sdist is our own. Installed by the real uv, offline (--no-index --find-links).""
 
 from __future__ import annotations
 
-import base64
-import csv
-import ensurepip
-import hashlib
 import io
 import os
 import subprocess
 import sys
 import tarfile
-import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -25,31 +20,9 @@ import pytest
 from packaging.version import Version
 
 from sdboot.stack.packages import build_caps, constraint_env, render_build_constraints
+from tests.world.repack import bundled, repack
 
 pytestmark = pytest.mark.slow
-
-
-def _repack(name: str, out: Path) -> Path:
-    """A wheel of an installed distribution, made from its RECORD (its real files)."""
-    dist = metadata.distribution(name)
-    tag = "py3-none-any"
-    wheel = out / f"{name}-{dist.version}-{tag}.whl"
-    rows: list[list[str]] = []
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
-        for f in dist.files or []:
-            rel = str(f)
-            if rel.startswith("..") or "__pycache__" in rel or rel.endswith(("RECORD", ".pyc")):
-                continue
-            data = Path(str(dist.locate_file(f))).read_bytes()
-            zf.writestr(rel, data)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            rows.append([rel, f"sha256={digest.decode()}", str(len(data))])
-        info = next(str(f).split("/")[0] for f in dist.files or []
-                    if str(f).endswith(".dist-info/METADATA"))
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows([*rows, [f"{info}/RECORD", "", ""]])
-        zf.writestr(f"{info}/RECORD", buf.getvalue())
-    return wheel
 
 
 def _sdist(out: Path) -> Path:
@@ -72,14 +45,14 @@ def _sdist(out: Path) -> Path:
 def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if Version(metadata.version("setuptools")) < Version("82"):
         pytest.skip("the test extra installs setuptools >= 82; this environment has older")
-    bundled = sorted((Path(ensurepip.__file__).parent / "_bundled").glob("setuptools-*.whl"))
-    if not bundled:
+    old = bundled("setuptools")
+    if old is None:
         pytest.skip("this Python bundles no setuptools wheel for ensurepip (3.12+)")
     out = tmp_path_factory.mktemp("find-links")
-    _repack("setuptools", out)
-    _repack("wheel", out)
-    _repack("packaging", out)  # wheel needs it
-    (out / bundled[-1].name).write_bytes(bundled[-1].read_bytes())
+    repack("setuptools", out)
+    repack("wheel", out)
+    repack("packaging", out)  # wheel needs it
+    (out / old.name).write_bytes(old.read_bytes())
     _sdist(out)
     return out
 

@@ -104,6 +104,10 @@ def build_world_index(root: Path) -> LocalIndex:
             index.add(wheel, variant)
     for wheel in numpy:
         index.add(wheel, "simple")
+    from tests.world.repack import seed_wheels
+
+    for wheel in seed_wheels(root / "build" / "seed"):  # for `uv venv --seed`
+        index.add(wheel, "simple")
     return index
 
 

@@ -28,6 +28,11 @@ class EnvironmentStep(Step):
 
     def describe(self) -> list[str]:
         if self.ctx.env_kind == "venv":
+            from sdboot.stack.packages import find_uv
+
+            if find_uv() and os.environ.get("SDBOOT_INSTALLER", "").lower() != "pip":
+                return [quote(["uv", "venv", "--seed", "--python", "3.10",
+                               str(self.ctx.prefix())])]
             return [quote(["python3.10", "-m", "venv", str(self.ctx.prefix())])]
         return [quote(["conda", "env", "create", "-f",
                        str(self.ctx.state / "environment.yaml"), "-p", str(self.ctx.prefix())])]
@@ -50,7 +55,12 @@ class EnvironmentStep(Step):
 
             version = python_for(self.ctx.profile)
             base = find_python(version, self.ctx.runner)
-            VenvEnv(prefix, base).create(self.ctx.runner)
+            from sdboot.stack.packages import choose_installer
+
+            installer = choose_installer()  # SDBOOT_INSTALLER=pip: python -m venv
+            VenvEnv(prefix, base).create(self.ctx.runner,
+                                         installer.exe if installer.kind == "uv" else None,
+                                         env=self.ctx.pip_env())
             python_cmd = str(base)
         else:
             from sdboot.machine.envs.conda import CondaEnv, derive_environment

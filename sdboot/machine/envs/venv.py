@@ -74,13 +74,26 @@ class VenvEnv:
     def exists(self) -> bool:
         return self.python().exists() and (self.prefix / "pyvenv.cfg").exists()
 
-    def create(self, runner: Runner) -> None:
+    def create(self, runner: Runner, uv: str | None = None,
+               env: dict[str, str] | None = None) -> str:
+        """Make the venv; with uv (`uv venv --seed`: pip seeded, since the WebUI runs
+        `python -m pip`) in a fraction of `python -m venv`'s 6-7 s, which stays the fallback.
+        Returns the tool that made it ("uv" or "venv")."""
         base = self.base_python or Path(sys.executable)
+        if uv is not None:
+            made = runner.run([uv, "venv", "--seed", "--python", str(base), str(self.prefix)],
+                              timeout=300, env=env)
+            if made.ok and self.exists() and runner.run(
+                    [str(self.python()), "-I", "-m", "pip", "--version"], timeout=60).ok:
+                return "uv"
+            if self.prefix.exists():  # a half-made one: start again the standard way
+                remove_tree(self.prefix.parent, self.prefix, "the environment folder")
         res = runner.run([str(base), "-m", "venv", str(self.prefix)], timeout=300)
         if not res.ok:
             raise SdbootError(f"could not create the venv {self.prefix}: {res.tail(3)}",
                               "on Debian/Ubuntu install python3.X-venv; or use --env conda",
                               exit_code=1)
+        return "venv"
 
     def remove(self, root: Path | None = None) -> None:
         """Delete the environment; only inside `root` (default: the folder holding it)."""
