@@ -20,6 +20,8 @@ import errno
 from collections.abc import Iterator
 from contextvars import ContextVar
 
+from sdboot.i18n import N_, Text, t
+
 
 class SdbootError(Exception):
     """A problem the user can act on. exit_code follows the contract (2 = bad input)."""
@@ -33,10 +35,11 @@ class SdbootError(Exception):
 
 # --- Ctrl-C: what an interruption keeps ------------------------------------------------------
 
-NOTHING_CHANGED = "nothing was changed"
-KEPT_RESUME = "finished steps are kept; run the same command again to resume"
-KEPT_UNKNOWN = ("the command stopped part-way; run it again to finish it "
-                "(sdboot doctor shows what is there)")
+# English msgids (N_): the CLI shows them translated (sdboot.i18n.local_or_lookup).
+NOTHING_CHANGED = N_("nothing was changed")
+KEPT_RESUME = N_("finished steps are kept; run the same command again to resume")
+KEPT_UNKNOWN = N_("the command stopped part-way; run it again to finish it "
+                  "(sdboot doctor shows what is there)")
 
 _NOTE: ContextVar[str | None] = ContextVar("sdboot_interrupt_note", default=None)
 _ATTR = "sdboot_interrupt_note"
@@ -83,42 +86,44 @@ def interrupt_note(exc: BaseException | None = None) -> str | None:
 
 # --- failures of the operating system, in plain words ----------------------------------------
 
+_IN_USE = N_("the file is in use: close the program that holds it (a running WebUI?), then "
+             "run the same command again")
+_PERMS = N_("check the permissions of that path (it must be yours and writable), or choose "
+            "a folder under your home folder")
 _OS_HINTS: dict[int, str] = {
-    errno.ENOSPC: "free some disk space there (or choose a folder on another drive), then "
-                  "run the same command again",
-    errno.ENAMETOOLONG: "choose a shorter folder or file name (most file systems allow 255 "
-                        "bytes per name, and sdboot adds a few characters for its temporary "
-                        "files)",
-    errno.EACCES: "check the permissions of that path (it must be yours and writable), or "
-                  "choose a folder under your home folder",
-    errno.EPERM: "check the permissions of that path (it must be yours and writable), or "
-                 "choose a folder under your home folder",
-    errno.EISDIR: "a folder is where a file belongs: move that folder away, or choose "
-                  "another path",
-    errno.ENOTDIR: "a file is where a folder belongs: move that file away, or choose "
-                   "another path",
-    errno.EROFS: "that drive is mounted read-only: choose a folder on a writable drive",
-    errno.ELOOP: "that path goes through a symbolic link loop (or a link sdboot will not "
-                 "follow): replace the link with a real folder or file",
-    errno.ENOENT: "check that the path exists (was a folder moved or deleted meanwhile?), "
-                  "then run the same command again",
-    errno.EEXIST: "something is already at that path: move it away or choose another path",
-    errno.EMFILE: "too many open files: close other programs (or raise 'ulimit -n'), then "
-                  "run the same command again",
-    errno.ENFILE: "too many open files on this system: close other programs, then run the "
-                  "same command again",
-    errno.EBUSY: "the file is in use: close the program that holds it (a running WebUI?), "
-                 "then run the same command again",
-    errno.ETXTBSY: "the file is in use: close the program that holds it (a running WebUI?), "
-                   "then run the same command again",
-    errno.EIO: "the drive reported an input/output error: check the disk, then run again",
+    errno.ENOSPC: N_("free some disk space there (or choose a folder on another drive), then "
+                     "run the same command again"),
+    errno.ENAMETOOLONG: N_("choose a shorter folder or file name (most file systems allow "
+                           "255 bytes per name, and sdboot adds a few characters for its "
+                           "temporary files)"),
+    errno.EACCES: _PERMS,
+    errno.EPERM: _PERMS,
+    errno.EISDIR: N_("a folder is where a file belongs: move that folder away, or choose "
+                     "another path"),
+    errno.ENOTDIR: N_("a file is where a folder belongs: move that file away, or choose "
+                      "another path"),
+    errno.EROFS: N_("that drive is mounted read-only: choose a folder on a writable drive"),
+    errno.ELOOP: N_("that path goes through a symbolic link loop (or a link sdboot will not "
+                    "follow): replace the link with a real folder or file"),
+    errno.ENOENT: N_("check that the path exists (was a folder moved or deleted meanwhile?), "
+                     "then run the same command again"),
+    errno.EEXIST: N_("something is already at that path: move it away or choose another "
+                     "path"),
+    errno.EMFILE: N_("too many open files: close other programs (or raise 'ulimit -n'), then "
+                     "run the same command again"),
+    errno.ENFILE: N_("too many open files on this system: close other programs, then run "
+                     "the same command again"),
+    errno.EBUSY: _IN_USE,
+    errno.ETXTBSY: _IN_USE,
+    errno.EIO: N_("the drive reported an input/output error: check the disk, then run "
+                  "again"),
 }
 _EDQUOT = getattr(errno, "EDQUOT", None)
 if _EDQUOT is not None:
-    _OS_HINTS[_EDQUOT] = "you are over your disk quota there: free some space (or choose " \
-                         "another drive), then run the same command again"
-_NET_HINT = ("check the network connection, or use a mirror (sdboot mirror test shows which "
-             "answer), then run the same command again")
+    _OS_HINTS[_EDQUOT] = N_("you are over your disk quota there: free some space (or choose "
+                            "another drive), then run the same command again")
+_NET_HINT = N_("check the network connection, or use a mirror (sdboot mirror test shows "
+               "which answer), then run the same command again")
 _NET_MODULES = ("socket", "ssl", "requests", "urllib3", "http")
 _MAX_SHOWN = 1000  # characters of a path shown in a message (the middle of longer ones is cut)
 
@@ -131,7 +136,7 @@ def _shown(path: object) -> str:
     return text
 
 
-def describe_os_error(exc: OSError) -> tuple[str, str, int]:
+def describe_os_error(exc: OSError) -> tuple[Text, Text, int]:
     """(message, hint, exit code) for an OSError that escaped a command: the path and the
     OS reason in plain words, and what to do. Exit 1: the operation failed."""
     import os
@@ -142,11 +147,12 @@ def describe_os_error(exc: OSError) -> tuple[str, str, int]:
         if isinstance(exc, (ConnectionError, TimeoutError)) or \
                 type(exc).__module__.split(".")[0] in _NET_MODULES:
             detail = str(exc) or reason
-            return f"network error: {detail}", _NET_HINT, 1
-        return f"the operating system refused: {reason}", \
-            _OS_HINTS.get(exc.errno or 0, "run again with -v to see where it happened"), 1
+            return t("network error: {detail}", detail=detail), t(_NET_HINT), 1
+        return t("the operating system refused: {reason}", reason=reason), \
+            t(_OS_HINTS.get(exc.errno or 0, N_("run again with -v to see where it happened"))), 1
     where = _shown(exc.filename)
     if exc.filename2 is not None:
         where = f"{where} -> {_shown(exc.filename2)}"
-    hint = _OS_HINTS.get(exc.errno or 0, "check that path, then run the same command again")
-    return f"{where}: {reason[:1].lower()}{reason[1:]}", hint, 1
+    hint = _OS_HINTS.get(exc.errno or 0, N_("check that path, then run the same command again"))
+    return t("{path}: {reason}", path=where, reason=f"{reason[:1].lower()}{reason[1:]}"), \
+        t(hint), 1

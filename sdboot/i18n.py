@@ -16,8 +16,9 @@ Placeholders are named (`{name}`), formatted after the lookup, never inside an f
 Human output goes through `local()`, which picks the translation of a `t()` text.
 
 The language: SDBOOT_LANG (zh_CN | en) overrides; else the first of LANGUAGE, LC_ALL,
-LC_MESSAGES, LANG that is set (a value starting with "zh" means Chinese); on Windows the
-user's UI language."""
+LC_MESSAGES, LANG that is set (a value starting with "zh" means Chinese; C and POSIX mean
+English); on Windows the user's UI language. Only Simplified Chinese is shipped: zh_TW, zh_HK
+and every other Chinese locale get it too."""
 
 from __future__ import annotations
 
@@ -170,10 +171,13 @@ class Text(str):
 
 
 def t(message: str, **values: Any) -> Text:
+    """`message` formatted with `values`: the English as the str, the translation in
+    .localized (a value that is itself a Text is shown translated there)."""
     english = message.format(**values) if values else message
     translated = _(message)
+    shown = {k: v.localized if isinstance(v, Text) else v for k, v in values.items()}
     try:
-        localized = translated.format(**values) if values else translated
+        localized = translated.format(**shown) if values else translated
     except (KeyError, IndexError, ValueError):  # a broken translation never breaks output
         localized = english
     return Text(english, localized)
@@ -184,3 +188,11 @@ def local(text: object) -> str:
     if isinstance(text, Text):
         return text.localized
     return str(text)
+
+
+def local_or_lookup(text: str) -> str:
+    """local() for a t() text; a plain string is looked up as a msgid (the N_() constants
+    that reach a human unformatted), and shown as it is when the catalog lacks it."""
+    if isinstance(text, Text):
+        return text.localized
+    return _(text) if text else text

@@ -21,8 +21,10 @@ RANK = {
     "cli": 6, "__main__": 7, "__init__": 0,
 }
 # Same-rank pairs that may import one way (never back): the profiles check their URLs with the
-# mirrors' URL rules, and the launch guard runs the doctor's checkout checks.
-ALLOWED_SIDEWAYS = {("stack", "mirrors"), ("launch", "doctor")}
+# mirrors' URL rules, the launch guard runs the doctor's checkout checks, and the errors and
+# values speak through the message catalog (i18n imports nothing of sdboot).
+ALLOWED_SIDEWAYS = {("stack", "mirrors"), ("launch", "doctor"), ("errors", "i18n"),
+                    ("values", "i18n")}
 MAX_MODULE_LINES = 400
 MAX_CLASS_LINES = 200
 

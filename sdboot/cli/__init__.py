@@ -26,15 +26,16 @@ from sdboot.cli import (
 )
 from sdboot.cli.common import print_error
 from sdboot.errors import NOTHING_CHANGED, SdbootError
+from sdboot.i18n import N_, _, local_or_lookup, t
 
-HELP = """\
+HELP = _("""\
 sdboot sets up and repairs Stable Diffusion WebUI (AUTOMATIC1111 and Forge): it finds
 your GPU and driver, picks a torch / torchvision / xformers set that really runs on it,
 and proves that CUDA torch works before anything is launched.
 
 Start with:  sdboot gpu   then   sdboot install   (mainland China: sdboot install --mirror cn)
 Broken install?  sdboot doctor        Start it:  sdboot launch --auto
-"""
+""")
 
 app = typer.Typer(
     name="sdboot",
@@ -82,12 +83,13 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     verbose: bool = typer.Option(False, "-v", "--verbose",
-                                 help="Show tracebacks and debug details on errors."),
+                                 help=_("Show tracebacks and debug details on errors.")),
     version: bool = typer.Option(False, "-V", "--version", callback=_version, is_eager=True,
-                                 help="Print the version, Python, platform and data "
-                                      "digests, and exit."),
+                                 help=_("Print the version, Python, platform and data "
+                                        "digests, and exit.")),
 ) -> None:
-    """sdboot: install and repair Stable Diffusion WebUI."""
+    # no docstring: typer would show it as the help (untranslated); HELP is the help
+    return None
 
 
 def _plain_metavar(make_metavar: Callable[..., str]) -> Callable[..., str]:
@@ -133,10 +135,10 @@ _READ_ONLY: dict[tuple[str, ...], str | None] = {
 }
 # Commands that change things but know what an interruption leaves (when the command
 # registers nothing more precise with sdboot.errors.on_interrupt / keep_on_interrupt).
-_ATOMIC = ("each file is written whole or not at all; 'sdboot mirror status WEBUI_DIR' "
-           "shows what is applied")
+_ATOMIC = N_("each file is written whole or not at all; 'sdboot mirror status WEBUI_DIR' "
+             "shows what is applied")
 _NOTES: dict[tuple[str, ...], str] = {
-    ("launch",): f"{NOTHING_CHANGED}; run the same command to start the WebUI again",
+    ("launch",): N_("nothing was changed; run the same command to start the WebUI again"),
     ("mirror", "apply"): _ATOMIC, ("mirror", "revert"): _ATOMIC,
 }
 
@@ -173,7 +175,7 @@ def _interrupted(args: list[str], exc: BaseException | None, verbose: bool) -> N
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if verbose:
         traceback.print_exc()
-    print_error("interrupted", interrupt_hint(args, exc))
+    print_error(t("interrupted"), local_or_lookup(interrupt_hint(args, exc)))
     sys.exit(130)
 
 
@@ -196,11 +198,12 @@ def _decode_error(exc: UnicodeError, verbose: bool) -> NoReturn:
     if verbose:
         traceback.print_exc()
     if isinstance(exc, UnicodeDecodeError):
-        print_error(f"a file is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                    "save the file as UTF-8 (run again with -v to see which file was read)")
+        print_error(t("a file is not UTF-8 text ({reason} at byte {start})",
+                      reason=exc.reason, start=exc.start),
+                    t("save the file as UTF-8 (run again with -v to see which file was read)"))
         sys.exit(2)
-    print_error(f"this terminal cannot show some of the text ({exc})",
-                "use a UTF-8 terminal, or set PYTHONIOENCODING=utf-8")
+    print_error(t("this terminal cannot show some of the text ({error})", error=exc),
+                t("use a UTF-8 terminal, or set PYTHONIOENCODING=utf-8"))
     sys.exit(1)
 
 
@@ -244,16 +247,17 @@ def main(argv: list[str] | None = None) -> None:
             ctx = getattr(exc, "ctx", None)
             where = ctx.command_path if ctx else "sdboot"
             print_error(exc.format_message(),  # type: ignore[attr-defined]
-                        f"run '{where} --help' to see the options")
+                        t("run '{command} --help' to see the options", command=where))
             sys.exit(2)
         if _click_error(exc, "ClickException"):
-            print_error(exc.format_message(), "run 'sdboot --help'")  # type: ignore[attr-defined]
+            print_error(exc.format_message(),  # type: ignore[attr-defined]
+                        t("run 'sdboot --help'"))
             sys.exit(int(getattr(exc, "exit_code", 1)))
         if _click_error(exc, "Abort"):  # click's form of Ctrl-C / end of input at a prompt
             _interrupted(args, exc, verbose)
         if verbose:
             traceback.print_exc()
-        print_error(f"internal error: {exc!r}",
-                    "run again with -v for the traceback and report it")
+        print_error(t("internal error: {error}", error=repr(exc)),
+                    t("run again with -v for the traceback and report it"))
         sys.exit(1)
     sys.exit(rc)

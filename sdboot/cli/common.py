@@ -9,6 +9,7 @@ import json
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from sdboot.i18n import local
 from sdboot.io.mask import mask, mask_obj
 
 if TYPE_CHECKING:
@@ -21,9 +22,11 @@ def _one_line(text: str) -> str:
 
 
 def print_error(message: str, hint: str = "") -> None:
-    sys.stderr.write(f"error: {mask(_one_line(message))}\n")
+    """The contract's two lines. The `error:` / `hint:` prefixes stay ASCII in every
+    language; the text after them is what a human reads (local(): a t() text translated)."""
+    sys.stderr.write(f"error: {mask(_one_line(local(message)))}\n")
     if hint:
-        sys.stderr.write(f"hint: {mask(_one_line(hint))}\n")
+        sys.stderr.write(f"hint: {mask(_one_line(local(hint)))}\n")
     sys.stderr.flush()
 
 
@@ -69,5 +72,7 @@ def console(json_mode: bool = False) -> Console:
 
 
 def emit_json(doc: dict[str, Any]) -> None:
+    """JSON stays English: a t() text is a str whose value is the English (mask_obj and
+    json write that value, never .localized)."""
     sys.stdout.write(json.dumps(mask_obj(doc), indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()

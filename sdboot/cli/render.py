@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from sdboot.i18n import _, local
 from sdboot.io.mask import mask
 from sdboot.io.runner import quote, shown
 from sdboot.values import GpuInfo, Profile, Resolution
@@ -32,23 +33,24 @@ def _mib(value: int | None) -> str:
 
 def render_gpu(con: Console, info: GpuInfo) -> None:
     if not info.gpus:
-        con.print("No GPU found: sdboot will use the CPU profile (slow, but it works).")
+        con.print(_("No GPU found: sdboot will use the CPU profile (slow, but it works)."))
     else:
         con.print(f"[bold]{info.vendor.value.upper()}[/bold] via {info.source.value}"
                   f"  driver {info.driver_version or '?'}"
-                  + (f"  (supports CUDA {info.cuda_driver_version})"
+                  + ("  " + _("(supports CUDA {version})").format(
+                      version=info.cuda_driver_version)
                      if info.cuda_driver_version else ""))
         table = Table(show_edge=False, pad_edge=False)
         table.add_column("#", justify="right")
         table.add_column("GPU")
-        table.add_column("memory", justify="right")
-        table.add_column("compute capability", justify="center")
+        table.add_column(_("memory"), justify="right")
+        table.add_column(_("compute capability"), justify="center")
         for dev in info.gpus:
             table.add_row(str(dev.index), dev.name, _mib(dev.memory_total_mib),
                           dev.compute_capability or "-")
         con.print(table)
     for note in info.notes:
-        con.print(f"[dim]note: {note}[/dim]")
+        con.print("[dim]" + _("note: {note}").format(note=local(note)) + "[/dim]")
 
 
 def render_profiles(con: Console, profiles: list[Profile]) -> None:
@@ -56,11 +58,12 @@ def render_profiles(con: Console, profiles: list[Profile]) -> None:
     both read well; the caller sorts them."""
     width = max((len(p.name) for p in profiles), default=0)
     for p in profiles:
-        mark = " (yours)" if p.source == "user" else ""
+        mark = " " + _("(yours)") if p.source == "user" else ""
         con.print(f"[bold]{p.name:<{width}}[/bold]  torch {p.torch}  xformers "
                   f"{p.xformers or '-'}  python {p.python}", highlight=False)
         con.print(f"  {' ' * width}[dim]{p.description}{mark}[/dim]", highlight=False)
-    con.print("[dim]details: sdboot profiles show NAME; your own: docs/gpu-and-profiles.md[/dim]")
+    con.print("[dim]" + _("details: sdboot profiles show NAME; your own: "
+                          "docs/gpu-and-profiles.md") + "[/dim]")
 
 
 def render_profile(con: Console, p: Profile) -> None:
@@ -85,7 +88,7 @@ def render_profile(con: Console, p: Profile) -> None:
         table.add_row(key, value)
     con.print(table)
     for note in p.notes:
-        con.print(f"note: {note}")
+        con.print(_("note: {note}").format(note=local(note)))
 
 
 def render_resolution(con: Console, res: Resolution, explain: bool) -> None:
@@ -93,16 +96,18 @@ def render_resolution(con: Console, res: Resolution, explain: bool) -> None:
         p = res.profile
         con.print(f"[bold green]{p.name}[/bold green]: torch {p.torch}, torchvision "
                   f"{p.torchvision}, xformers {p.xformers or '-'}")
-        con.print(f"  from {mask(p.index_url or 'the default package index')}", markup=False)
+        con.print("  " + _("from {index}").format(
+            index=mask(p.index_url or _("the default package index"))), markup=False)
         for reason in res.reasons:
-            con.print(f"  - {reason}")
+            con.print(f"  - {local(reason)}")
     if explain or res.profile is None:
         if res.rejected:
-            con.print("[bold]rejected:[/bold]")
+            con.print("[bold]" + _("rejected:") + "[/bold]")
             for rej in res.rejected:
-                con.print(f"  {rej.profile}: {rej.why}")
+                con.print(f"  {rej.profile}: {local(rej.why)}")
     elif res.rejected:
-        con.print(f"[dim]{len(res.rejected)} other profiles do not fit; --explain says why[/dim]")
+        con.print("[dim]" + _("{count} other profiles do not fit; --explain says why").format(
+            count=len(res.rejected)) + "[/dim]")
 
 
 MARKS = {"error": "[red]✗[/red]", "warning": "[yellow]![/yellow]", "info": "[dim]i[/dim]"}
@@ -110,20 +115,20 @@ MARKS = {"error": "[red]✗[/red]", "warning": "[yellow]![/yellow]", "info": "[d
 
 def render_verdict(con: Console, verdict: Verdict, doc: dict[str, Any]) -> None:
     mark = "[green]✓[/green]" if verdict.ok else "[red]✗[/red]"
-    con.print(f"{mark} {verdict.summary}")
+    con.print(f"{mark} {local(verdict.summary)}")
     con.print(f"  [dim]python {doc['python']}"
-              + (f"; expected profile {doc['expected_profile']}" if doc["expected_profile"]
-                 else "") + "[/dim]")
+              + ("; " + _("expected profile {name}").format(name=doc["expected_profile"])
+                 if doc["expected_profile"] else "") + "[/dim]")
     for finding in verdict.findings:
         con.print(f"{MARKS.get(str(finding.severity), '-')} [bold]{finding.code}[/bold]: "
-                  f"{finding.message}")
+                  f"{local(finding.message)}")
         if finding.fix is not None:
-            con.print(f"    fix: {finding.fix.summary}")
+            con.print("    " + _("fix: {summary}").format(summary=local(finding.fix.summary)))
             for argv in finding.fix.commands:
                 con.print(f"      $ {shown(argv)}", markup=False)
     if not verdict.ok:
-        con.print("The WebUI cannot run on this machine with this environment; "
-                  "apply the fix above, then run sdboot verify again.")
+        con.print(_("The WebUI cannot run on this machine with this environment; "
+                    "apply the fix above, then run sdboot verify again."))
 
 
 # --- mirrors ---------------------------------------------------------------------------------
@@ -184,7 +189,7 @@ def render_health(con: Console, results: list[Health], elapsed_s: float, deadlin
     con.print(f"\nTested {len(results)} candidates in {elapsed_s:.1f} s "
               f"(deadline {deadline_s:g} s).")
     for reason in reasons:
-        con.print(f"auto would choose: {reason}")
+        con.print(f"auto would choose: {local(reason)}")
     if not reasons:
         con.print("auto would choose: the upstreams (they answer well).")
 
@@ -202,9 +207,9 @@ def render_apply(con: Console, result: ApplyResult, sel: Selection, dry_run: boo
         if result.files and result.urls:
             con.print(f"Rewrote {result.urls} string(s) with GitHub URLs in {result.files[0]} "
                       f"through {picked}.")
-            con.print(f"[yellow]warning:[/yellow] {result.notes[0]}")
+            con.print(f"[yellow]warning:[/yellow] {local(result.notes[0])}")
             for note in result.notes[1:]:
-                con.print(f"note: {mask(note)}", markup=False, soft_wrap=True)
+                con.print(f"note: {mask(local(note))}", markup=False, soft_wrap=True)
         else:
             con.print(f"{result.files[0] if result.files else 'launch file'}: already "
                       "rewritten this way; nothing to do.")
@@ -218,7 +223,7 @@ def render_apply(con: Console, result: ApplyResult, sel: Selection, dry_run: boo
         for name, value in result.env.vars.items():
             con.print(mask(f"  {name}={value}"), markup=False, highlight=False, soft_wrap=True)
     for note in result.notes:
-        con.print(f"note: {mask(note)}", markup=False, soft_wrap=True)
+        con.print(f"note: {mask(local(note))}", markup=False, soft_wrap=True)
     con.print(f"Undo with: sdboot mirror revert {quote([str(result.root)])}")
 
 
@@ -244,7 +249,7 @@ def render_mirror_status(con: Console, doc: dict[str, Any]) -> None:
         con.print("env: none")
     for problem in doc.get("problems", []):
         con.print("[yellow]problem:[/yellow] ", end="")
-        con.print(mask(str(problem)), markup=False, soft_wrap=True)
+        con.print(mask(local(problem)), markup=False, soft_wrap=True)
 
 
 # --- doctor ----------------------------------------------------------------------------------
@@ -260,39 +265,43 @@ def render_doctor(con: Console, report: DoctorReport,
     if report.before is not None:
         for fix in report.fixes_run:
             mark = "[green]✓[/green]" if fix["ok"] else "[red]✗[/red]"
-            con.print(f"{mark} fixed [{fix['code']}]: ", end="", highlight=False)
+            con.print(f"{mark} " + _("fixed [{code}]: ").format(code=fix["code"]), end="",
+                      highlight=False)
             con.print(mask(shown(fix["command"])), markup=False, highlight=False)
             if not fix["ok"]:
                 con.print(f"    {mask(fix['tail'])}", style="dim", markup=False)
-        con.print("After the fixes:", style="bold")
+        con.print(_("After the fixes:"), style="bold")
     width = max((len(r.title) for r in report.results), default=10)
     for res in report.results:
         con.print(f"{_STATUS_MARK[str(res.status)]} {res.title:<{width}}  "
                   f"[dim]{res.elapsed_ms:5.0f} ms[/dim]  ", end="", highlight=False)
-        con.print(mask(res.summary), markup=False, highlight=False)
+        con.print(mask(local(res.summary)), markup=False, highlight=False)
         for f in res.findings:
             con.print(f"    {_SEVERITY[str(f.severity)]} [bold]{f.code}[/bold]: ", end="",
                       highlight=False)
-            con.print(mask(f.message), markup=False, highlight=False)
+            con.print(mask(local(f.message)), markup=False, highlight=False)
             if f.fix is not None:
-                how = (shown(list(f.fix.commands[0])) if f.fix.commands else f.fix.summary)
-                label = "fix (--fix runs it)" if f.fix.automatic and f.fix.commands else "fix"
+                how = (shown(list(f.fix.commands[0])) if f.fix.commands
+                       else local(f.fix.summary))
+                label = _("fix (--fix runs it)") if f.fix.automatic and f.fix.commands \
+                    else _("fix")
                 con.print(f"      {label}: ", end="", style="dim", highlight=False)
                 con.print(mask(how), markup=False, highlight=False)
     s = report.summary
-    crashed = f", {s.crashed} check(s) crashed" if s.crashed else ""
-    tail = f"; run sdboot doctor --fix to apply {s.fixable}" if s.fixable and \
-        report.before is None else ""
+    crashed = _(", {count} check(s) crashed").format(count=s.crashed) if s.crashed else ""
+    tail = _("; run sdboot doctor --fix to apply {count}").format(count=s.fixable) \
+        if s.fixable and report.before is None else ""
     style = "red" if s.errors else ("yellow" if s.warnings else "green")
-    con.print(f"{s.errors} error(s), {s.warnings} warning(s), {s.fixable} fixable"
-              f"{crashed}{tail}", style=style, highlight=False)
+    con.print(_("{errors} error(s), {warnings} warning(s), {fixable} fixable").format(
+        errors=s.errors, warnings=s.warnings, fixable=s.fixable) + f"{crashed}{tail}",
+        style=style, highlight=False)
     if s.errors or s.warnings:
-        con.print("Every code is explained in docs/troubleshooting.md.", style="dim")
+        con.print(_("Every code is explained in docs/troubleshooting.md."), style="dim")
 
 
 def render_fix_plan(con: Console, plan: list[tuple[Finding, tuple[tuple[str, ...], ...]]],
                     ) -> None:
-    con.print("Fixes to run:", style="bold")
+    con.print(_("Fixes to run:"), style="bold")
     for finding, commands in plan:
         for argv in commands:
             con.print(f"  [{finding.code}] ", end="", markup=False, highlight=False)

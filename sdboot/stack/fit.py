@@ -145,7 +145,7 @@ def _advice(rejected: dict[str, list[_Check]], profiles: dict[str, Profile], gpu
     if "arch" in only and "driver" not in only:
         caps = ", ".join(sorted({d.compute_capability or "?" for d in gpu.gpus}))
         advice.append(f"no profile has kernels for compute capability {caps}; add a profile "
-                      f"with a build that does (see docs/profiles.md) or use --profile cpu")
+                      f"with a build that does (see docs/gpu-and-profiles.md) or use --profile cpu")
     if any((parse_cap(d.compute_capability or "") or (9, 9))[0] <= 3 for d in gpu.gpus):
         advice.append("Kepler GPUs (compute capability 3.x) get no driver newer than the 470 "
                       "series, so on this card the CPU profile (--profile cpu) is the way")
