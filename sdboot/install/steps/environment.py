@@ -14,6 +14,9 @@ from sdboot.io.runner import quote
 from sdboot.machine.envs import env_python
 from sdboot.webui.record import forget_steps, step_done
 
+# what `uv venv --seed` installs; a build cap on one of them also holds for the seed
+_SEEDS = ("setuptools", "pip", "wheel")
+
 
 class EnvironmentStep(Step):
     name = "env"
@@ -60,7 +63,9 @@ class EnvironmentStep(Step):
             installer = choose_installer()  # SDBOOT_INSTALLER=pip: python -m venv
             VenvEnv(prefix, base).create(self.ctx.runner,
                                          installer.exe if installer.kind == "uv" else None,
-                                         env=self.ctx.pip_env())
+                                         env=self.ctx.pip_env(), seed_caps=tuple(
+                                             c for c in self.ctx.build_caps()
+                                             if c.lower().startswith(_SEEDS)))
             python_cmd = str(base)
         else:
             from sdboot.machine.envs.conda import CondaEnv, derive_environment

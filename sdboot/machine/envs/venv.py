@@ -75,16 +75,22 @@ class VenvEnv:
         return self.python().exists() and (self.prefix / "pyvenv.cfg").exists()
 
     def create(self, runner: Runner, uv: str | None = None,
-               env: dict[str, str] | None = None) -> str:
+               env: dict[str, str] | None = None, seed_caps: tuple[str, ...] = ()) -> str:
         """Make the venv; with uv (`uv venv --seed`: pip seeded, since the WebUI runs
         `python -m pip`) in a fraction of `python -m venv`'s 6-7 s, which stays the fallback.
-        Returns the tool that made it ("uv" or "venv")."""
+        uv seeds the newest setuptools, so `seed_caps` (e.g. "setuptools<82": old WebUIs and
+        extensions import pkg_resources at run time) are applied to the seeds right away, as
+        `python -m venv` would have given an older bundled one. Returns "uv" or "venv"."""
         base = self.base_python or Path(sys.executable)
         if uv is not None:
             made = runner.run([uv, "venv", "--seed", "--python", str(base), str(self.prefix)],
                               timeout=300, env=env)
-            if made.ok and self.exists() and runner.run(
-                    [str(self.python()), "-I", "-m", "pip", "--version"], timeout=60).ok:
+            ok = made.ok and self.exists() and runner.run(
+                [str(self.python()), "-I", "-m", "pip", "--version"], timeout=60).ok
+            if ok and seed_caps:
+                ok = runner.run([uv, "pip", "install", "--python", str(self.python()),
+                                 *seed_caps], timeout=300, env=env).ok
+            if ok:
                 return "uv"
             if self.prefix.exists():  # a half-made one: start again the standard way
                 remove_tree(self.prefix.parent, self.prefix, "the environment folder")
