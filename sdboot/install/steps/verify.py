@@ -17,29 +17,22 @@ TORCH_UNCHANGED = "torch unchanged since verify (not probed again)"
 # What the probe's verdict depends on besides the torch stack: numpy (the numpy-abi break),
 # the CUDA libraries torch loads, triton. A change in any of them runs the probe again.
 _PROBED = ("torch", "torchvision", "xformers", "numpy", "triton")
-_LIST = (
-    "import json, sys\n"
-    "from importlib import metadata\n"
-    "keep = set(sys.argv[1:])\n"
-    "out = {}\n"
-    "for d in metadata.distributions():\n"
-    "    n = (d.metadata['Name'] or '').lower().replace('_', '-')\n"
-    "    if n in keep or n.startswith('nvidia-'):\n"
-    "        out[n] = d.version\n"
-    "print(json.dumps(out, sort_keys=True))\n"
-)
-
-
-def probed_fingerprint(ctx: InstallContext) -> str | None:
-    """The versions of everything the probe's verdict depends on (None: unknown)."""
-    res = ctx.runner.run([str(ctx.python()), "-I", "-c", _LIST, *_PROBED], timeout=60)
-    if not res.ok or not res.stdout.strip():
-        return None
-    return fingerprint(res.stdout.strip().splitlines()[-1])
 
 
 def stack_fingerprint(ctx: InstallContext) -> str:
     return fingerprint(ctx.installed())
+
+
+def probed_fingerprint(ctx: InstallContext) -> str | None:
+    """The versions of everything the probe's verdict depends on (None: unknown)."""
+    from sdboot.stack.lock import freeze
+
+    try:
+        found = freeze(ctx.python(), ctx.runner)
+    except SdbootError:
+        return None
+    return fingerprint(sorted((n, v) for n, v in found.items()
+                              if n in _PROBED or n.startswith("nvidia-")))
 
 
 def verify_stack(ctx: InstallContext) -> str:
