@@ -23,6 +23,7 @@ from sdboot.doctor import (
 from sdboot.doctor.engine import Check, CheckResult, Summary, run_checks, summarize
 from sdboot.doctor.facts import DoctorFacts
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.io.runner import Runner, quote
 from sdboot.values import Finding
 
@@ -85,8 +86,8 @@ def parse_only(text: str | None) -> set[str] | None:
     codes = {c.strip() for c in text.split(",") if c.strip()}
     unknown = sorted(codes - set(ALL_CODES))
     if unknown:
-        raise SdbootError(f"unknown finding code '{unknown[0]}'",
-                          "codes: " + ", ".join(ALL_CODES))
+        raise SdbootError(t("unknown finding code '{code}'", code=unknown[0]),
+                          t("codes: {codes}", codes=", ".join(ALL_CODES)))
     return codes
 
 
@@ -98,10 +99,11 @@ def find_webui(webui_dir: Path | None) -> Path | None:
         path = webui_dir.expanduser().resolve()
         if not path.is_dir():  # bad input, like every other command (a folder that is not a
             # WebUI is a finding instead: webui-missing)
-            what = "is not a folder" if path.exists() else "does not exist"
-            raise SdbootError(f"{webui_dir} {what}",
-                              "give the WebUI folder (the one with launch.py), or create one: "
-                              f"sdboot install {webui_dir}", exit_code=2)
+            message = t("{dir} is not a folder", dir=webui_dir) if path.exists() \
+                else t("{dir} does not exist", dir=webui_dir)
+            raise SdbootError(message,
+                              t("give the WebUI folder (the one with launch.py), or create "
+                                "one: sdboot install {dir}", dir=webui_dir), exit_code=2)
         return path
     return Path.cwd() if is_webui(Path.cwd()) else None
 

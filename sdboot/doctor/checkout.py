@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
+from sdboot.i18n import N_, t
 from sdboot.io.git import origin_url, refused_ownership
 from sdboot.io.runner import which
 from sdboot.values import Finding, Fix, Severity
@@ -42,18 +43,20 @@ def _rewrite_finding(facts: DoctorFacts) -> Finding | None:
     if rw and rw.get("state") != "undone (the file is the original again)":
         edited = rw.get("state") == "edited since"
         return Finding("launch-file-rewritten", Severity.WARNING,
-                       f"{rw['file']} carries {rw.get('urls')} GitHub URL(s) rewritten to "
-                       f"{rw.get('prefix')} by sdboot: `git pull` cannot update the WebUI",
-                       Fix("restore the original file (env mode keeps the mirror without "
-                           "editing it: sdboot mirror apply --mode env)",
+                       t("{file} carries {urls} GitHub URL(s) rewritten to {prefix} by "
+                         "sdboot: `git pull` cannot update the WebUI", file=rw["file"],
+                         urls=rw.get("urls"), prefix=rw.get("prefix")),
+                       Fix(t("restore the original file (env mode keeps the mirror without "
+                             "editing it: sdboot mirror apply --mode env)"),
                            ((*revert, "--force"),) if edited else (revert,),
                            automatic=not edited))
     if doc.get("hand_rewrites"):
         return Finding("launch-file-rewritten", Severity.WARNING,
-                       f"{doc['launch_file']} has {len(doc['hand_rewrites'])} GitHub URL(s) "
-                       f"behind a proxy, written by hand (e.g. {doc['hand_rewrites'][0]}): "
-                       "`git pull` cannot update the WebUI, and the proxy may be dead",
-                       Fix("remove the prefixes (then use sdboot mirror apply --mode env)",
+                       t("{file} has {count} GitHub URL(s) behind a proxy, written by hand "
+                         "(e.g. {example}): `git pull` cannot update the WebUI, and the proxy "
+                         "may be dead", file=doc["launch_file"],
+                         count=len(doc["hand_rewrites"]), example=doc["hand_rewrites"][0]),
+                       Fix(t("remove the prefixes (then use sdboot mirror apply --mode env)"),
                            (revert,), automatic=True))
     return None
 
@@ -82,18 +85,21 @@ def _dead_repo_findings(facts: DoctorFacts) -> list[Finding]:
         repos = facts.webui_dir / "repositories"
         cloned = any(origin_url(p, facts.runner) == url for p in repos.iterdir()
                      if (p / ".git").exists()) if repos.is_dir() else False
-        fix = Fix(f"set {var}={replacement} for the WebUI (a managed block in webui-user)",
+        fix = Fix(t("set {var}={url} for the WebUI (a managed block in webui-user)",
+                    var=var, url=replacement),
                   ((*facts.sdboot_argv, "mirror", "apply", str(facts.webui_dir), "--mode",
                     "env", *_mirror_args(facts)),), automatic=True)
         if cloned:
             findings.append(Finding("upstream-repo-dead", Severity.WARNING,
-                                    f"{url} is gone; the copy in repositories/ still works, "
-                                    "but a fresh install or an update of it would fail", fix))
+                                    t("{url} is gone; the copy in repositories/ still works, "
+                                      "but a fresh install or an update of it would fail",
+                                      url=url), fix))
         else:
             findings.append(Finding("upstream-repo-dead", Severity.ERROR,
-                                    f"the WebUI clones {url} ({var}), which is gone: its "
-                                    f"first start fails; the same commits are at "
-                                    f"{replacement}", fix))
+                                    t("the WebUI clones {url} ({var}), which is gone: its "
+                                      "first start fails; the same commits are at "
+                                      "{replacement}", url=url, var=var,
+                                      replacement=replacement), fix))
     return findings
 
 
@@ -142,16 +148,24 @@ def _unsafe(facts: DoctorFacts) -> list[tuple[Path, Finding]]:
     for path, no in zip(suspects, refused, strict=True):
         if not no:
             continue
-        what = "the WebUI folder" if path == facts.webui_dir else \
-            str(path.relative_to(facts.webui_dir))
+        if path == facts.webui_dir:
+            message = t("git refuses the WebUI folder ({path}): it belongs to another user "
+                        "(\"detected dubious ownership\"), so the WebUI cannot read its "
+                        "version, update, or install and update extensions", path=path)
+        elif path.parent.name == "repositories":
+            message = t("git refuses {what} ({path}): it belongs to another user (\"detected "
+                        "dubious ownership\"), so the WebUI cannot read its version, update, "
+                        "or install and update extensions, and its start stops at this "
+                        "repository", what=path.relative_to(facts.webui_dir), path=path)
+        else:
+            message = t("git refuses {what} ({path}): it belongs to another user (\"detected "
+                        "dubious ownership\"), so the WebUI cannot read its version, update, "
+                        "or install and update extensions",
+                        what=path.relative_to(facts.webui_dir), path=path)
         findings.append((path, Finding(
-            "git-unsafe-directory", Severity.ERROR,
-            f"git refuses {what} ({path}): it belongs to another user (\"detected dubious "
-            "ownership\"), so the WebUI cannot read its version, update, or install and "
-            "update extensions" + (", and its start stops at this repository"
-                                   if path.parent.name == "repositories" else ""),
-            Fix(f"trust it in your git config (or give it back to your user: chown -R "
-                f"$(id -un) {path})",
+            "git-unsafe-directory", Severity.ERROR, message,
+            Fix(t("trust it in your git config (or give it back to your user: chown -R "
+                  "$(id -un) {path})", path=path),
                 ((git, "config", "--global", "--add", "safe.directory", path.as_posix()),),
                 automatic=True))))
     return findings
@@ -256,16 +270,21 @@ def incomplete_findings(facts: DoctorFacts) -> list[Finding]:
             url = _setting(facts, pin.repo_var, defaults) if pin else None
             commit = _setting(facts, pin.commit_var, defaults) if pin and pin.commit_var \
                 else None
+            head = None
             if not any(path.iterdir()):
-                why = "is empty (an interrupted clone)"
+                why = N_("{rel} is empty (an interrupted clone): the WebUI does not repair it, "
+                         "and its start fails there")
             elif not (path / ".git").exists():
-                why = "has no .git (an interrupted clone, or files copied in)"
+                why = N_("{rel} has no .git (an interrupted clone, or files copied in): the "
+                         "WebUI does not repair it, and its start fails there")
             else:
                 head = read_head(path)
                 if head is None:
-                    why = "has no commit checked out (an interrupted clone)"
+                    why = N_("{rel} has no commit checked out (an interrupted clone): the "
+                             "WebUI does not repair it, and its start fails there")
                 elif commit and not head.startswith(commit.lower()):
-                    why = f"is at {head[:12]}, not at {commit[:12]} that the WebUI pins"
+                    why = N_("{rel} is at {head}, not at {commit} that the WebUI pins: the "
+                             "WebUI does not repair it, and its start fails there")
                 else:
                     continue
             rel = f"repositories/{path.name}"
@@ -276,27 +295,30 @@ def incomplete_findings(facts: DoctorFacts) -> list[Finding]:
                 if commit:
                     commands += ((which("git") or "git", "-C", str(path), "checkout", "-q",
                                   commit),)
-                fix = Fix(f"remove it and clone {url} again"
-                          + (f" at {commit[:12]}" if commit else ""), commands, automatic=True)
+                fix = Fix(t("remove it and clone {url} again at {commit}", url=url,
+                            commit=commit[:12]) if commit
+                          else t("remove it and clone {url} again", url=url),
+                          commands, automatic=True)
             else:
-                fix = Fix("remove it: the WebUI clones it again at its next start", (remove,),
-                          automatic=True)
+                fix = Fix(t("remove it: the WebUI clones it again at its next start"),
+                          (remove,), automatic=True)
             findings.append(Finding(
                 "repo-incomplete", Severity.ERROR,
-                f"{rel} {why}: the WebUI does not repair it, and its start fails there", fix))
+                t(why, rel=rel, head=(head or "")[:12], commit=(commit or "")[:12]), fix))
     extensions = root / "extensions"
     if extensions.is_dir():
         for path in sorted(p for p in extensions.iterdir() if p.is_dir()):
             if any(path.iterdir()):
                 if not (path / ".git").exists() or read_head(path) is not None:
                     continue  # a copied-in extension (no .git) is fine
-                why = "has a .git without a commit (an interrupted clone)"
+                why = N_("extensions/{name} has a .git without a commit (an interrupted "
+                         "clone): the WebUI lists it but cannot load it")
             else:
-                why = "is empty (an interrupted clone)"
+                why = N_("extensions/{name} is empty (an interrupted clone): the WebUI lists "
+                         "it but cannot load it")
             findings.append(Finding(
-                "repo-incomplete", Severity.WARNING,
-                f"extensions/{path.name} {why}: the WebUI lists it but cannot load it",
-                Fix("remove it and install the extension again (sdboot ext add URL)",
+                "repo-incomplete", Severity.WARNING, t(why, name=path.name),
+                Fix(t("remove it and install the extension again (sdboot ext add URL)"),
                     ((sys.executable, "-c", _REMOVE, str(extensions), str(path)),),
                     automatic=True)))
     return findings
@@ -304,7 +326,7 @@ def incomplete_findings(facts: DoctorFacts) -> list[Finding]:
 
 def run(facts: DoctorFacts) -> Outcome:
     if not facts.is_webui or facts.webui_dir is None:
-        return Outcome("no WebUI folder", skipped=True)
+        return Outcome(t("no WebUI folder"), skipped=True)
     findings: list[Finding] = []
     rewrite = _rewrite_finding(facts)
     if rewrite is not None:
@@ -313,10 +335,14 @@ def run(facts: DoctorFacts) -> Outcome:
     findings += unsafe_findings(facts)
     findings += incomplete_findings(facts)
     webui = facts.webui
-    what = f"{webui.flavor} {webui.version or '(version unknown)'}" if webui else "WebUI"
-    launch = webui.launch_file if webui else "?"
-    return Outcome(f"{what}, launch file {launch}", tuple(findings))
+    if webui is None:
+        return Outcome(t("WebUI, launch file ?"), tuple(findings))
+    if webui.version:
+        return Outcome(t("{flavor} {version}, launch file {launch}", flavor=webui.flavor,
+                         version=webui.version, launch=webui.launch_file), tuple(findings))
+    return Outcome(t("{flavor} (version unknown), launch file {launch}", flavor=webui.flavor,
+                     launch=webui.launch_file), tuple(findings))
 
 
-CHECK = Check("webui", "WebUI checkout", run, ("launch-file-rewritten", "upstream-repo-dead",
+CHECK = Check("webui", N_("WebUI checkout"), run, ("launch-file-rewritten", "upstream-repo-dead",
                                                "git-unsafe-directory", "repo-incomplete"))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sdboot.i18n import t
 from sdboot.values import Finding, Severity, StrEnum
 
 if TYPE_CHECKING:
@@ -83,13 +84,14 @@ def run_one(check: Check, facts: DoctorFacts, only: set[str] | None) -> CheckRes
     except Exception as exc:  # noqa: BLE001 - a broken check is reported, not fatal
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
-        return CheckResult(check.id, check.title, Status.CRASH,
-                           f"the check itself failed: {type(exc).__name__}: {exc}", (),
+        return CheckResult(check.id, t(check.title), Status.CRASH,
+                           t("the check itself failed: {error}: {detail}",
+                             error=type(exc).__name__, detail=exc), (),
                            (time.monotonic() - started) * 1000, f"{exc!r}{where}")
     if only is not None:
         outcome = Outcome(outcome.summary, tuple(f for f in outcome.findings
                                                  if f.code in only), outcome.skipped)
-    return CheckResult(check.id, check.title, status_of(outcome), outcome.summary,
+    return CheckResult(check.id, t(check.title), status_of(outcome), outcome.summary,
                        outcome.findings, (time.monotonic() - started) * 1000)
 
 
@@ -110,8 +112,8 @@ def run_checks(checks: list[Check], facts: DoctorFacts,
             threads.append(thread)
     for check in wanted:
         if check.network and facts.offline:
-            results[check.id] = CheckResult(check.id, check.title, Status.SKIP,
-                                            "skipped (--offline)")
+            results[check.id] = CheckResult(check.id, t(check.title), Status.SKIP,
+                                            t("skipped (--offline)"))
         elif not check.network:
             results[check.id] = run_one(check, facts, only)
     for thread in threads:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.io.git import GitInfo
 from sdboot.io.runner import Runner
 from sdboot.machine.envs import env_python, locate_env
@@ -71,15 +72,15 @@ class DoctorFacts:
             return self.python_arg, "--python"
         recorded = (self.record.get("env") or {}).get("python")
         if recorded and Path(recorded).exists():
-            return Path(recorded), "the install record"
+            return Path(recorded), t("the install record")
         if self.is_webui and self.webui_dir is not None:
             found, how = locate_env(self.webui_dir)
             if found is not None:
                 return found, how
         prefix = os.environ.get("CONDA_PREFIX")
         if prefix and Path(prefix).name == "automatic" and env_python(Path(prefix)).exists():
-            return env_python(Path(prefix)), "the active conda env 'automatic'"
-        return None, "no --python, no install record, no venv/ and no webui-user setting"
+            return env_python(Path(prefix)), t("the active conda env 'automatic'")
+        return None, t("no --python, no install record, no venv/ and no webui-user setting")
 
     @cached_property
     def probe(self) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from sdboot.addons.damaged import QUARANTINE, real_file_hint
 from sdboot.addons.models import FOLDERS, Inspection, ModelType, inspect_model, model_files
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
+from sdboot.i18n import N_, Text, local, t
 from sdboot.values import Finding, Fix, Severity
 
 # The fixes run through the runner as commands; both refuse to replace an existing file
@@ -26,15 +27,16 @@ def _corrupt(root: Path, path: Path, found: Inspection) -> Finding:
     rel = path.relative_to(root).as_posix()
     return Finding(
         "model-corrupt", Severity.ERROR,
-        f"{rel} is {found.problem}; the WebUI cannot load it: {real_file_hint(found)}",
-        Fix(f"move it aside to {QUARANTINE}/ (nothing is deleted)",
+        t("{rel} is {problem}; the WebUI cannot load it: {hint}", rel=rel,
+          problem=found.problem, hint=real_file_hint(found)),
+        Fix(t("move it aside to {folder}/ (nothing is deleted)", folder=QUARANTINE),
             ((sys.executable, "-c", _FIX, "quarantine", str(root), str(path)),),
             automatic=True))
 
 
 def run(facts: DoctorFacts) -> Outcome:
     if not facts.is_webui or facts.webui_dir is None:
-        return Outcome("no WebUI folder", skipped=True)
+        return Outcome(t("no WebUI folder"), skipped=True)
     root = facts.webui_dir
     findings: list[Finding] = []
     seen: dict[Path, Inspection] = {}
@@ -44,12 +46,12 @@ def run(facts: DoctorFacts) -> Outcome:
             seen[path] = inspect_model(path)
         return seen[path]
 
-    counts = []
+    counts: list[Text] = []
     planned: set[Path] = set()
     for kind, rel in FOLDERS.items():
         files = model_files(root / rel)
         if files:
-            counts.append(f"{len(files)} {kind}")
+            counts.append(t("{count} {kind}", count=len(files), kind=kind))
         for path in files:
             found = inspect(path)
             if found.problem:
@@ -62,12 +64,12 @@ def run(facts: DoctorFacts) -> Outcome:
             planned.add(target)
             findings.append(Finding(
                 "model-misplaced", Severity.WARNING,
-                f"{path.relative_to(root)} is a {found.type}, not a {kind}: the WebUI will "
-                f"not find it there (or fail to load it)",
-                Fix(f"move it to {FOLDERS[found.type]}/" if free else
-                    f"move it to {FOLDERS[found.type]}/ yourself: a file named {path.name} "
-                    "is already there (or another file is to be moved there); compare them "
-                    "first",
+                t("{rel} is a {type}, not a {kind}: the WebUI will not find it there (or "
+                  "fail to load it)", rel=path.relative_to(root), type=found.type, kind=kind),
+                Fix(t("move it to {folder}/", folder=FOLDERS[found.type]) if free else
+                    t("move it to {folder}/ yourself: a file named {name} is already there "
+                      "(or another file is to be moved there); compare them first",
+                      folder=FOLDERS[found.type], name=path.name),
                     ((sys.executable, "-c", _FIX, "move", str(root), str(path), str(target)),),
                     automatic=free)))
     for rel in EXTRA_FOLDERS:
@@ -82,11 +84,14 @@ def run(facts: DoctorFacts) -> Outcome:
     if not checkpoints:
         findings.append(Finding(
             "no-checkpoint", Severity.WARNING,
-            f"{FOLDERS[ModelType.CHECKPOINT]} holds no loadable model: the WebUI has nothing "
-            "to generate with (it tries to download one on first start, which fails "
-            "offline)",
-            Fix("put a .safetensors checkpoint into models/Stable-diffusion")))
-    return Outcome(", ".join(counts) or "no model files", tuple(findings))
+            t("{folder} holds no loadable model: the WebUI has nothing to generate with (it "
+              "tries to download one on first start, which fails offline)",
+              folder=FOLDERS[ModelType.CHECKPOINT]),
+            Fix(t("put a .safetensors checkpoint into models/Stable-diffusion"))))
+    if not counts:
+        return Outcome(t("no model files"), tuple(findings))
+    return Outcome(Text(", ".join(counts), t(", ").localized.join(local(c) for c in counts)),
+                   tuple(findings))
 
 
-CHECK = Check("models", "models", run, ("no-checkpoint", "model-misplaced", "model-corrupt"))
+CHECK = Check("models", N_("models"), run, ("no-checkpoint", "model-misplaced", "model-corrupt"))

@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
+from sdboot.i18n import N_, t
 from sdboot.values import Finding, Fix, Severity
 
 if TYPE_CHECKING:
     from sdboot.mirrors.health import Health
 
 DEADLINE_S = 5.0
-NAMES = {"github": "GitHub", "pypi": "the package index", "torch": "the PyTorch wheel index",
-         "hf": "Hugging Face"}
+NAMES = {"github": N_("GitHub"), "pypi": N_("the package index"),
+         "torch": N_("the PyTorch wheel index"), "hf": N_("Hugging Face")}
 
 
 def _configured(facts: DoctorFacts) -> dict[str, str]:
@@ -91,19 +92,22 @@ def _hf_finding(facts: DoctorFacts, error: str | None,
     args = [a for g in ("github", "pypi", "torch") if g in chosen for a in (f"--{g}", chosen[g])]
     best = alive[0].candidate if alive else None
     if best is not None:
-        fix = Fix(f"send the WebUI's Hugging Face downloads through {best.name} "
-                  f"(HF_ENDPOINT={best.url} in webui-user; it answered just now)",
+        fix = Fix(t("send the WebUI's Hugging Face downloads through {name} "
+                    "(HF_ENDPOINT={url} in webui-user; it answered just now)",
+                    name=best.name, url=best.url),
                   ((*facts.sdboot_argv, "mirror", "apply", str(facts.webui_dir), "--mode",
                     "env", *args, "--hf", best.name),), automatic=True)
     else:
-        fix = Fix(("none of the known Hugging Face mirrors answered either: " if known else "")
-                  + "set HF_ENDPOINT to a Hugging Face mirror that works from here in "
-                  "webui-user, or copy the files into the HF cache")
+        fix = Fix(t("none of the known Hugging Face mirrors answered either: set "
+                    "HF_ENDPOINT to a Hugging Face mirror that works from here in webui-user, "
+                    "or copy the files into the HF cache") if known else
+                  t("set HF_ENDPOINT to a Hugging Face mirror that works from here in "
+                    "webui-user, or copy the files into the HF cache"))
     return Finding(
         "hf-unreachable", Severity.WARNING,
-        f"Hugging Face does not answer ({error}) and no HF_ENDPOINT is set, but the WebUI's "
-        f"first model load downloads {', '.join(missing)} (not in the HF cache): it fails "
-        "with \"Can't load tokenizer\"", fix)
+        t("Hugging Face does not answer ({error}) and no HF_ENDPOINT is set, but the WebUI's "
+          "first model load downloads {repos} (not in the HF cache): it fails with \"Can't "
+          "load tokenizer\"", error=error, repos=", ".join(missing)), fix)
 
 
 def run(facts: DoctorFacts) -> Outcome:
@@ -134,19 +138,21 @@ def run(facts: DoctorFacts) -> Outcome:
         if cand.name == UPSTREAM:
             findings.append(Finding(
                 "network-unreachable", Severity.WARNING,
-                f"{NAMES[cand.group]} cannot be reached ({health.error})",
-                Fix("use a mirror: sdboot mirror test, then sdboot mirror apply DIR "
-                    "--mirror auto (in mainland China: --mirror cn)")))
+                t("{what} cannot be reached ({error})", what=t(NAMES[cand.group]),
+                  error=health.error),
+                Fix(t("use a mirror: sdboot mirror test, then sdboot mirror apply DIR "
+                      "--mirror auto (in mainland China: --mirror cn)"))))
         else:
             findings.append(Finding(
                 "mirror-dead", Severity.WARNING,
-                f"the {cand.group} mirror {cand.name} ({cand.url}) does not answer "
-                f"({health.error})",
-                Fix("pick a live one: sdboot mirror test, then sdboot mirror apply DIR "
-                    "--mirror auto")))
+                t("the {group} mirror {name} ({url}) does not answer ({error})",
+                  group=cand.group, name=cand.name, url=cand.url, error=health.error),
+                Fix(t("pick a live one: sdboot mirror test, then sdboot mirror apply DIR "
+                      "--mirror auto"))))
     alive = sum(h.alive for h in results)
-    return Outcome(f"{alive} of {len(results)} reachable", tuple(findings))
+    return Outcome(t("{alive} of {total} reachable", alive=alive, total=len(results)),
+                   tuple(findings))
 
 
-CHECK = Check("network", "network and mirrors", run,
+CHECK = Check("network", N_("network and mirrors"), run,
               ("network-unreachable", "mirror-dead", "hf-unreachable"), network=True)

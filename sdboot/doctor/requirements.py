@@ -15,6 +15,7 @@ from packaging.version import InvalidVersion, Version
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
+from sdboot.i18n import N_, t
 from sdboot.values import Finding, Fix, Severity
 
 STACK = frozenset({"torch", "torchvision", "xformers"})  # the torch check's business
@@ -159,12 +160,16 @@ def unmet_findings(facts: DoctorFacts, python: Path, dists: dict[str, str],
     if not unmet:
         return []
     shown = ", ".join(f"{line} ({why})" for line, why in unmet[:6])
-    more = f" and {len(unmet) - 6} more" if len(unmet) > 6 else ""
+    message = t("{count} package(s) of {file} are not installed as pinned: {shown} and "
+                "{more} more; the WebUI installs them at its next start, over the network",
+                count=len(unmet), file=path.name, shown=shown, more=len(unmet) - 6) \
+        if len(unmet) > 6 else \
+        t("{count} package(s) of {file} are not installed as pinned: {shown}; the WebUI "
+          "installs them at its next start, over the network", count=len(unmet),
+          file=path.name, shown=shown)
     return [Finding(
-        "requirements-unmet", Severity.WARNING,
-        f"{len(unmet)} package(s) of {path.name} are not installed as pinned: {shown}{more}; "
-        "the WebUI installs them at its next start, over the network",
-        Fix("install them now (under sdboot's constraints, through the package mirror)",
+        "requirements-unmet", Severity.WARNING, message,
+        Fix(t("install them now (under sdboot's constraints, through the package mirror)"),
             ((str(python), "-m", "pip", "install", *(line for line, _ in unmet),
               *_pip_tail(facts)),), automatic="pip" in dists))]
 
@@ -219,15 +224,17 @@ def build_findings(facts: DoctorFacts, python: Path, dists: dict[str, str], tops
         assert setuptools is not None
         if setuptools < NO_PKG_RESOURCES:
             return []
-        why = f"pip {pip} builds it with the environment's setuptools {setuptools}"
+        why = t("pip {pip} builds it with the environment's setuptools {setuptools}",
+                pip=pip, setuptools=setuptools)
     else:
         ok, setter = _build_constraint_ok(facts)
         if ok:
             return []
-        why = (f"pip {pip or '?'} builds it in an isolated environment with the newest "
-               "setuptools (82 or later since 2026-02)"
-               + (f", and {setter} does not keep setuptools below 82" if setter
-                  else ", and no PIP_BUILD_CONSTRAINT is set"))
+        why = t("pip {pip} builds it in an isolated environment with the newest setuptools "
+                "(82 or later since 2026-02), and {setter} does not keep setuptools below 82",
+                pip=pip or "?", setter=setter) if setter else \
+            t("pip {pip} builds it in an isolated environment with the newest setuptools "
+              "(82 or later since 2026-02), and no PIP_BUILD_CONSTRAINT is set", pip=pip or "?")
     from sdboot.mirrors.env import plan_mirror_env
     from sdboot.mirrors.status import webui_selection
 
@@ -244,10 +251,12 @@ def build_findings(facts: DoctorFacts, python: Path, dists: dict[str, str], tops
     what = " and ".join(f"{spec.strip()} ({var})" for var, spec in pending)
     return [Finding(
         "build-tools", Severity.ERROR,
-        f"the WebUI still has to build {what}: {why}, which has no pkg_resources, so its "
-        "start stops at \"Couldn't install clip\" (No module named 'pkg_resources')",
-        Fix(f"build it now with {BUILD_SETUPTOOLS} in the environment (for later builds: "
-            "PIP_BUILD_CONSTRAINT=<file with setuptools<82>)", tuple(commands),
+        t("the WebUI still has to build {what}: {why}, which has no pkg_resources, so its "
+          "start stops at \"Couldn't install clip\" (No module named 'pkg_resources')",
+          what=what, why=why),
+        Fix(t("build it now with {setuptools} in the environment (for later builds: "
+              "PIP_BUILD_CONSTRAINT=<file with setuptools<82>)", setuptools=BUILD_SETUPTOOLS),
+            tuple(commands),
             automatic="pip" in dists))]
 
 
@@ -255,18 +264,20 @@ def run(facts: DoctorFacts) -> Outcome:
     from sdboot.webui.folder import parse_env_defaults
 
     if not facts.is_webui or facts.webui_dir is None:
-        return Outcome("no WebUI folder", skipped=True)
+        return Outcome(t("no WebUI folder"), skipped=True)
     python, _ = facts.python
     if python is None or not python.exists():
-        return Outcome("no environment to look into", skipped=True)
+        return Outcome(t("no environment to look into"), skipped=True)
     dists, tops = installed_distributions(python)
     defaults = parse_env_defaults(facts.launch_text or "")
     findings = build_findings(facts, python, dists, tops, defaults)
     findings += unmet_findings(facts, python, dists, defaults)
     req = requirements_file(facts, defaults)
-    return Outcome(f"{len(dists)} distributions installed"
-                   + (f"; {req.name} checked" if req else "; no requirements file"),
-                   tuple(findings))
+    if req is None:
+        return Outcome(t("{count} distributions installed; no requirements file",
+                         count=len(dists)), tuple(findings))
+    return Outcome(t("{count} distributions installed; {file} checked", count=len(dists),
+                     file=req.name), tuple(findings))
 
 
-CHECK = Check("requirements", "WebUI requirements", run, ("build-tools", "requirements-unmet"))
+CHECK = Check("requirements", N_("WebUI requirements"), run, ("build-tools", "requirements-unmet"))

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
+from sdboot.i18n import N_, t
 from sdboot.stack.verdict import assess_stack
 from sdboot.values import Severity
 
@@ -20,7 +21,7 @@ def run(facts: DoctorFacts) -> Outcome:
     python, _ = facts.python
     probe = facts.probe
     if python is None or probe is None or "error" in probe:
-        return Outcome("no environment to look into", skipped=True)
+        return Outcome(t("no environment to look into"), skipped=True)
     expected, source = facts.expected
     verdict = assess_stack(probe, facts.gpu, expected, str(python),
                            pinned=source != "resolver", webui_env=facts.webui_env,
@@ -28,8 +29,10 @@ def run(facts: DoctorFacts) -> Outcome:
     findings = tuple(
         replace(f, severity=Severity.ERROR) if f.code == "torch-drift" else f
         for f in verdict.findings if f.code != "pip-missing")  # environment reports pip
-    where = f"; expected {expected.name} ({source})" if expected else ""
-    return Outcome(verdict.summary + where, findings)
+    if expected is None:
+        return Outcome(verdict.summary, findings)
+    return Outcome(t("{summary}; expected {profile} ({source})", summary=verdict.summary,
+                     profile=expected.name, source=source), findings)
 
 
-CHECK = Check("torch", "torch stack", run, CODES)
+CHECK = Check("torch", N_("torch stack"), run, CODES)
