@@ -37,6 +37,7 @@ def clean_env(extra: Mapping[str, str] | None = None, **kw: str) -> dict[str, st
     env["COLUMNS"] = "200"
     env["SDBOOT_WSL_LIB_DIR"] = "/nonexistent-wsl"
     env["SDBOOT_SYSFS_ROOT"] = "/nonexistent-sys"
+    env["SDBOOT_LANG"] = "en"  # the tests read English whatever the machine's locale
     env.update(extra or {})
     env.update(kw)
     return env
@@ -111,6 +112,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> PackageWorld:
     overlay_profiles(config, index, ROOT / "profiles")
     yield PackageWorld(index, config, root / "uv-cache")
     index.stop()
+
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process commands speak English whatever the machine's locale (tests/test_i18n.py
+    asks for Chinese on purpose)."""
+    monkeypatch.setenv("SDBOOT_LANG", "en")
 
 
 @pytest.fixture(autouse=True)

@@ -46,7 +46,7 @@ class LocalWorld:
         env.update({
             "NO_COLOR": "1", "COLUMNS": "200",
             "SDBOOT_WSL_LIB_DIR": "/nonexistent-wsl", "SDBOOT_SYSFS_ROOT": "/nonexistent-sys",
-            "SDBOOT_CONFIG_DIR": str(self.config_dir),
+            "SDBOOT_CONFIG_DIR": str(self.config_dir), "SDBOOT_LANG": "en",
             "SDBOOT_CACHE_DIR": str(self.root / "cache"),
             "PIP_CONFIG_FILE": os.devnull,
             "PIP_INDEX_URL": self.index.index_url("simple"),
