@@ -7,12 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from sdboot.i18n import t
 from sdboot.io.datafile import bad_data, config_dir, data_dir, line_of, load_yaml, present
 from sdboot.mirrors.table import canonical_url
-from sdboot.stack.packages import DEFAULT_BUILD_CONSTRAINTS
+from sdboot.stack.packages import DEFAULT_BUILD_CONSTRAINTS, is_requirement
 
 
 @dataclass(frozen=True)
@@ -32,14 +30,7 @@ class KnownWebui:
 
 def _caps(value: Any, where: Path, line: int, name: str) -> tuple[str, ...]:
     """A list of requirement specifiers ("setuptools<82")."""
-    ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if ok:
-        try:
-            for v in value:
-                Requirement(v)
-        except InvalidRequirement:
-            ok = False
-    if not ok:
+    if not (isinstance(value, list) and all(is_requirement(v) for v in value)):
         raise bad_data(where, line, t("webui '{name}': build_constraints must be a list of "
                                       "requirement specifiers (e.g. \"setuptools<82\")",
                                       name=name))

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.version import InvalidVersion, Version
 
@@ -132,6 +133,17 @@ def stack_pins(profile: Profile) -> list[str]:
 #   UV_CONSTRAINT do not reach builds.
 # The file holds only the caps: sdboot never installs setuptools because of it.
 DEFAULT_BUILD_CONSTRAINTS: tuple[str, ...] = ("setuptools<82",)
+
+
+def is_requirement(text: object) -> bool:
+    """A PEP 508 requirement specifier ("setuptools<82", "a1111>=1.8,<1.11")?"""
+    if not isinstance(text, str):
+        return False
+    try:
+        Requirement(text)
+    except InvalidRequirement:
+        return False
+    return True
 
 
 def build_caps(webui: Sequence[str] | None = None, profile: Profile | None = None,

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from sdboot.errors import SdbootError
 from sdboot.i18n import t
 from sdboot.io.datafile import bad_data, config_dir, data_dir, line_of, load_yaml
+from sdboot.stack.packages import is_requirement
 from sdboot.values import Profile
 
 BACKENDS = ("cuda", "rocm", "cpu", "mps")
@@ -134,17 +134,12 @@ def parse_profile(doc: Any, path: Path, source: str) -> Profile:
         check(plat in PLATFORMS, "ptx", f"unknown platform {plat!r} in 'ptx'")
     webui = _str_list(doc, "webui", path)
     for spec in webui:
-        try:
-            Requirement(spec)
-        except InvalidRequirement:
-            check(False, "webui", f"bad WebUI range {spec!r} (e.g. \"a1111>=1.8,<1.11\")")
+        check(is_requirement(spec), "webui",
+              f"bad WebUI range {spec!r} (e.g. \"a1111>=1.8,<1.11\")")
     build_constraints = _str_list(doc, "build_constraints", path)
     for spec in build_constraints:
-        try:
-            Requirement(spec)
-        except InvalidRequirement:
-            check(False, "build_constraints",
-                  t("bad build constraint {spec} (e.g. \"setuptools<82\")", spec=repr(spec)))
+        check(is_requirement(spec), "build_constraints",
+              t("bad build constraint {spec} (e.g. \"setuptools<82\")", spec=repr(spec)))
     min_driver_doc = doc.get("min_driver") or {}
     check(isinstance(min_driver_doc, dict), "min_driver", "'min_driver' must map os to version")
     min_driver = {str(k): str(v) for k, v in min_driver_doc.items()}
