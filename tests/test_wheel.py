@@ -1,5 +1,6 @@
-"""The wheel carries profiles/ and mirrors.yaml: installed into a fresh venv, away from the
-source tree, `sdboot profiles list` must still find them."""
+"""The wheel carries profiles/ and mirrors.yaml, and the message catalogs compiled: installed
+into a fresh venv, away from the source tree, `sdboot profiles list` must still find its data,
+and a Chinese locale must get Chinese messages from the .mo files alone."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def test_wheel_installs_and_finds_its_data(tmp_path):
     assert "sdboot/_data/mirrors.yaml" in names
     assert "sdboot/_data/webuis.yaml" in names
     assert "sdboot/_data/profiles/torch1.13.1-cu117.yaml" in names
+    sources = sorted(p.relative_to(ROOT).with_suffix(".mo").as_posix()
+                     for p in (ROOT / "sdboot" / "locale").glob("*/LC_MESSAGES/*.po"))
+    assert sources and sorted(n for n in names if n.endswith(".mo")) == sources
+    assert not [n for n in names if n.endswith(".po")]  # compiled only: the .mo must work
 
     venv = tmp_path / "venv"
     uv = shutil.which("uv")
@@ -48,3 +53,9 @@ def test_wheel_installs_and_finds_its_data(tmp_path):
     where = subprocess.run([str(py), "-c", "import sdboot.io.datafile as d; print(d.data_dir())"],
                            capture_output=True, text=True, cwd=work, env=env, check=True)
     assert str(venv) in where.stdout and os.fspath(ROOT) not in where.stdout
+
+    missing = str(work / "nowhere")
+    zh = subprocess.run([str(venv / "bin" / "sdboot"), "doctor", missing], capture_output=True,
+                        text=True, cwd=work, env={**env, "SDBOOT_LANG": "", "LANG": "zh_CN.UTF-8"})
+    assert zh.returncode == 2
+    assert zh.stderr.splitlines()[0] == f"error: {missing} 不存在", zh.stderr
