@@ -30,6 +30,8 @@ def test_wheel_installs_and_finds_its_data(tmp_path):
                      for p in (ROOT / "sdboot" / "locale").glob("*/LC_MESSAGES/*.po"))
     assert sources and sorted(n for n in names if n.endswith(".mo")) == sources
     assert not [n for n in names if n.endswith(".po")]  # compiled only: the .mo must work
+    assert {"sdboot/_data/docs/troubleshooting.md",
+            "sdboot/_data/docs/troubleshooting.zh-CN.md"} <= set(names)
 
     venv = tmp_path / "venv"
     uv = shutil.which("uv")
@@ -59,3 +61,9 @@ def test_wheel_installs_and_finds_its_data(tmp_path):
                         text=True, cwd=work, env={**env, "SDBOOT_LANG": "", "LANG": "zh_CN.UTF-8"})
     assert zh.returncode == 2
     assert zh.stderr.splitlines()[0] == f"error: {missing} 不存在", zh.stderr
+    link = subprocess.run([str(py), "-c", "from sdboot.io.datafile import doc_link; "
+                           "print(doc_link('troubleshooting'))"], capture_output=True, text=True,
+                          cwd=work, env={**env, "SDBOOT_LANG": "zh_CN"}, check=True).stdout.strip()
+    assert link.startswith("file://")
+    assert link.endswith("/sdboot/_data/docs/troubleshooting.zh-CN.md")
+    assert str(venv) in link
