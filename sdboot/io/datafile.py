@@ -209,6 +209,21 @@ def data_dir() -> Path:
     return packaged if packaged.is_dir() else package.parent
 
 
+def doc_link(name: str) -> str:
+    """Where a human reads docs/<name>.md: the installed copy (the wheel carries docs/ in
+    sdboot/_data/docs; a checkout has docs/), its zh-CN twin for a Chinese reader, as a
+    file:// link terminals can open; the plain relative name when neither is there."""
+    from sdboot.i18n import language
+
+    folder = data_dir() / "docs"
+    names = ([f"{name}.zh-CN.md"] if language() == "zh_CN" else []) + [f"{name}.md"]
+    for candidate in names:
+        path = folder / candidate
+        if path.is_file():
+            return path.resolve().as_uri()
+    return f"docs/{name}.md"
+
+
 def config_dir() -> Path:
     """The user overlay: $SDBOOT_CONFIG_DIR, else the platform's user config folder."""
     explicit = os.environ.get("SDBOOT_CONFIG_DIR")
