@@ -69,7 +69,10 @@ class LiveUI:
         self.lines: list[_Line] = []
         self.total = 0
         self.spinner = Spinner("dots")
-        self.live = Live(self, console=console, refresh_per_second=8, transient=False)
+        # no stdout redirection: the console writes through MaskedStream to sys.stdout, and
+        # a redirected sys.stdout would send every write back into the Live (a deadlock)
+        self.live = Live(self, console=console, refresh_per_second=8, transient=False,
+                         redirect_stdout=False, redirect_stderr=False)
         self.live.start()
 
     def __rich__(self) -> RenderableType:
