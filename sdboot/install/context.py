@@ -28,7 +28,12 @@ class InstallContext:
 
     def __init__(self, opts: InstallOptions, ui: StepUI, runner: Runner,
                  gpu: GpuInfo | None = None, host: HostFacts | None = None) -> None:
-        self.opts = opts
+        from sdboot.install.lockfile import open_lock
+
+        # --lock FILE: read and checked here, before anything changes (exit 2); it sets the
+        # profile, and the repository and commit below
+        self.opts, self.lock = open_lock(opts)
+        opts = self.opts
         self.ui = ui
         self.runner = runner
         self.root = target(opts.webui_dir)
@@ -46,12 +51,14 @@ class InstallContext:
         self.profile: Profile | None = None
         self.git = "git"
         default = self.catalog.get("a1111")
-        self.repo = (opts.webui_repo or self.record.get("repo")
+        self.repo = (opts.webui_repo or (self.lock.webui_repo if self.lock else None)
+                     or self.record.get("repo")
                      or (default.repo if default else None))
         if not self.repo:
             raise SdbootError("no WebUI repository known", "give --webui-repo URL")
         known = known_for(self.catalog, self.repo)
-        self.ref = opts.ref or self.record.get("ref") or (known.default_ref if known else None)
+        self.ref = opts.ref or (self.lock.webui_commit if self.lock else None) \
+            or self.record.get("ref") or (known.default_ref if known else None)
         self.env_kind = opts.env_kind or (self.record.get("env") or {}).get("kind") or "venv"
         if self.env_kind not in ("venv", "conda"):
             raise SdbootError(f"unknown --env '{self.env_kind}'", "use venv or conda")
@@ -141,6 +148,20 @@ class InstallContext:
         if mirror is None or not self.profile.variant:
             return mirror_source(self.profile, None, None)
         return mirror_source(self.profile, mirror.url_for(self.profile.variant), str(mirror.kind))
+
+    def extra_constraints(self) -> list[Path]:
+        """The constraints files, besides the profile's (self.constraints), that the WebUI's
+        requirements install passes with `-c`, each written into .sdboot/ on the first call
+        (named, not written, in a dry run):
+        - with --lock FILE: .sdboot/lock-constraints.txt, every distribution of the lock at
+          its exact version (the lock decides; no release set then);
+        - else, for a catalogued release with a shipped known-good set (constraints/<webui>/
+          <tag>.txt, see stack/release_constraints.py): .sdboot/release-constraints.txt, that
+          set less any pin the profile's constraints disagree with;
+        - else nothing."""
+        from sdboot.install.lockfile import write_extra_constraints
+
+        return write_extra_constraints(self)
 
     def webui_args(self) -> list[str]:
         saved = self.record.get("webui_args")

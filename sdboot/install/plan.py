@@ -50,6 +50,7 @@ class InstallOptions:
     dry_run: bool = False
     yes: bool = False
     insecure: bool = False
+    lock: Path | None = None  # --lock FILE: reproduce that lock exactly
 
 
 @dataclass

@@ -11,8 +11,15 @@ file that is at the same time a valid pip / uv requirements and constraints file
     # repository: stable-diffusion-stability-ai <hex>
     # created: 2026-12-02T19:00:00+00:00
     # sha256: name <64 hex>
+    clip @ https://github.com/openai/CLIP/archive/<hex>.zip  # version: 1.0
     numpy==1.26.2
     ...
+
+A distribution installed from a direct URL (CLIP from a zip, by the WebUI's own launch
+file) is a `name @ URL` line with its version in a trailing comment; the URL is kept in
+its upstream form (a GitHub mirror's prefix taken off when the lock is written, put back
+for the mirror of the install that follows the lock). Only http(s) and git+https URLs
+without credentials are accepted.
 
 Hashes stay in comments: one `--hash=` line would make pip require hashes for every line.
 Everything here is pure except `freeze`, which asks the environment's Python through the
@@ -60,6 +67,7 @@ class Lock:
     packages: dict[str, str] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    urls: dict[str, str] = field(default_factory=dict)  # name -> direct URL (upstream form)
 
 
 def here_platform() -> str:
@@ -81,8 +89,29 @@ def render_lock(lock: Lock) -> str:
         lines.append(f"# created: {lock.created}")
     lines += [f"# sha256: {name} {digest.removeprefix('sha256:')}"
               for name, digest in sorted(lock.hashes.items())]
-    lines += [f"{name}=={version}" for name, version in sorted(lock.packages.items())]
+    lines += [f"{name} @ {lock.urls[name]}  # version: {version}" if name in lock.urls
+              else f"{name}=={version}" for name, version in sorted(lock.packages.items())]
     return "\n".join(lines) + "\n"
+
+
+_DIRECT = re.compile(r"(?:git\+)?https?://[A-Za-z0-9.-]+(?::\d{1,5})?/[A-Za-z0-9._~/%+=@!-]*"
+                     r"(?:#[A-Za-z0-9._=&-]*)?")
+
+
+def direct_url_problem(url: str) -> str | None:
+    """Why a direct URL may not stand in a lock (None: it may): http(s) or git+http(s)
+    only, a host and a path of plain characters, no credentials (user@, a masked '***')."""
+    from urllib.parse import urlsplit
+
+    try:
+        netloc = urlsplit(url.removeprefix("git+")).netloc
+    except ValueError:
+        netloc = ""
+    if "@" in netloc or "***" in url:
+        return t("'{value}' carries credentials (or their mask)", value=mask(url)[:120])
+    if not _DIRECT.fullmatch(url):
+        return t("'{value}' is not an http(s) URL of plain characters", value=url[:120])
+    return None
 
 
 def _bad(source: str, number: int, what: str) -> SdbootError:
@@ -169,6 +198,7 @@ def parse_lock(text: str, source: str) -> Lock:
                           t("give a lock file that sdboot wrote (WEBUI/.sdboot/lock.txt)"))
     meta: dict[str, object] = {}
     packages: dict[str, str] = {}
+    urls: dict[str, str] = {}
     for number, raw in enumerate(lines[1:], start=2):
         line = raw.strip()
         if not line:
@@ -181,12 +211,23 @@ def parse_lock(text: str, source: str) -> Lock:
                 _meta(meta, key.strip(), value.strip(), source, number)
             continue
         name, sep, version = line.partition("==")
-        if not sep:
+        url = None
+        if not sep and " @ " in line:
+            name, _, rest = line.partition(" @ ")
+            url, _, comment = rest.partition("  # version: ")
+            url, version = url.strip(), comment.strip()
+            problem = direct_url_problem(url) if version else t(
+                "'{value}' has no '  # version: V' comment", value=line[:120])
+            if problem:
+                raise _bad(source, number, problem)
+        elif not sep:
             raise _bad(source, number, t("'{value}' is not name==version", value=line))
         canonical = _name(name.strip(), source, number)
         if canonical in packages:
             raise _bad(source, number, t("'{key}' given twice", key=canonical))
         packages[canonical] = _version(version.strip(), source, number)
+        if url:
+            urls[canonical] = url
     for key in ("python", "platform", "profile", "webui"):
         if key not in meta:
             raise SdbootError(t("{source} has no '# {key}:' line", source=source, key=key),
@@ -200,19 +241,24 @@ def parse_lock(text: str, source: str) -> Lock:
                 profile=str(meta["profile"]), index=str(index) if index else None,
                 webui_repo=str(meta["webui_repo"]), webui_commit=str(meta["webui_commit"]),
                 repositories=dict(repos), packages=packages, hashes=dict(hashes),
-                created=str(meta.get("created") or ""))
+                created=str(meta.get("created") or ""), urls=urls)
+
+
+def read_bounded(path: Path, limit: int, hint: str) -> str:
+    """A plain UTF-8 file of at most `limit` bytes, or SdbootError (exit 2) with `hint`."""
+    try:
+        if not path.is_file() or path.stat().st_size > limit:
+            raise OSError(f"not a plain file of at most {limit // 1024} KB")
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SdbootError(t("cannot read {path}: {reason}", path=path, reason=exc), hint
+                          ) from None
 
 
 def read_lock(path: Path) -> Lock:
     """parse_lock of a file; a missing or unreadable file is exit 2 too."""
-    try:
-        if not path.is_file() or path.stat().st_size > 4 * 1024 * 1024:
-            raise OSError("not a plain file under 4 MB")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SdbootError(t("cannot read the lock {path}: {reason}", path=path, reason=exc),
-                          t("give a lock file that sdboot wrote (WEBUI/.sdboot/lock.txt)")
-                          ) from None
+    text = read_bounded(path, 4 * 1024 * 1024,
+                        t("give a lock file that sdboot wrote (WEBUI/.sdboot/lock.txt)"))
     return parse_lock(text, str(path))
 
 
@@ -222,14 +268,17 @@ _FREEZE = (
     "for d in m.distributions():\n"
     "    n = d.metadata['Name']\n"
     "    if not n: continue\n"
-    "    h = None\n"
+    "    h = url = None\n"
     "    try:\n"
-    "        u = json.loads(d.read_text('direct_url.json') or 'null')\n"
-    "        h = ((u or {}).get('archive_info') or {}).get('hashes', {}).get('sha256')\n"
-    "        h = h or (((u or {}).get('archive_info') or {}).get('hash') or '')"
-    ".partition('sha256=')[2] or None\n"
+    "        u = json.loads(d.read_text('direct_url.json') or 'null') or {}\n"
+    "        a, v = u.get('archive_info'), u.get('vcs_info') or {}\n"
+    "        h = (a or {}).get('hashes', {}).get('sha256')\n"
+    "        h = h or ((a or {}).get('hash') or '').partition('sha256=')[2] or None\n"
+    "        if a is not None: url = u.get('url')\n"
+    "        elif v.get('vcs') == 'git' and v.get('commit_id'):\n"
+    "            url = 'git+' + u['url'] + '@' + v['commit_id']\n"
     "    except Exception: pass\n"
-    "    out.setdefault(n, [d.version, h])\n"
+    "    out.setdefault(n, [d.version, h, url])\n"
     "print(json.dumps(out))\n"
 )
 
@@ -256,12 +305,22 @@ def freeze(python: Path, runner: Runner) -> dict[str, str]:
 
 def freeze_hashes(python: Path, runner: Runner) -> tuple[dict[str, str], dict[str, str]]:
     """freeze, plus 'sha256:...' for the distributions installed from a known archive."""
+    versions, hashes, _ = freeze_full(python, runner)
+    return versions, hashes
+
+
+def freeze_full(python: Path, runner: Runner,
+                ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """freeze, the archive hashes, and the direct URL of each distribution installed from
+    one (an archive URL, or git+URL@commit; a local folder has none)."""
     raw = _freeze_raw(python, runner)
     versions: dict[str, str] = {canonicalize_name(str(n)): str(v[0]) for n, v in raw.items()}
     hashes: dict[str, str] = {canonicalize_name(str(n)): f"sha256:{v[1]}"
               for n, v in raw.items()
               if len(v) > 1 and isinstance(v[1], str) and re.fullmatch(r"[0-9a-f]{64}", v[1])}
-    return versions, hashes
+    urls: dict[str, str] = {canonicalize_name(str(n)): v[2] for n, v in raw.items()
+            if len(v) > 2 and isinstance(v[2], str) and v[2]}
+    return versions, hashes, urls
 
 
 def lock_requirements(lock: Lock, exclude: frozenset[str] = frozenset()) -> list[str]:
@@ -269,6 +328,13 @@ def lock_requirements(lock: Lock, exclude: frozenset[str] = frozenset()) -> list
     skip: set[str] = {canonicalize_name(n) for n in exclude}
     return [f"{name}=={version}" for name, version in sorted(lock.packages.items())
             if name not in skip]
+
+
+def render_lock_constraints(lock: Lock) -> str:
+    """The lock as a plain constraints file, every distribution at its exact version (a
+    direct-URL one too, by its version): what an install with --lock passes with -c."""
+    return ("# Written by sdboot from the lock this install follows (sdboot install --lock).\n"
+            + "\n".join(lock_requirements(lock)) + "\n")
 
 
 def lock_differences(lock: Lock, installed: dict[str, str]) -> list[str]:
