@@ -15,6 +15,7 @@ from sdboot.io import git as gitops
 from sdboot.io.files import inside, remove_tree, safe_name
 from sdboot.io.mask import mask
 from sdboot.io.runner import Runner
+from sdboot.mirrors.origins import ClonePlan, plan_clone
 
 # Names people ask for, and the repositories the WebUI's extension index lists for them.
 KNOWN = {
@@ -54,17 +55,17 @@ def extension_name(url: str) -> str:
     return safe_name(unquote(segment).removesuffix(".git"), "extension name")
 
 
-def _git_env(root: Path) -> dict[str, str]:
-    """The insteadOf rules of the WebUI's mirror (install record, or mirror apply)."""
-    from sdboot.mirrors.env import existing_git_count, plan_mirror_env
+def _clone_plan(root: Path, url: str, config_env: bool) -> ClonePlan:
+    """The upstream URL (a proxy prefix given with it taken off) through the insteadOf rules
+    of the WebUI's mirror (install record, or mirror apply): origin stays the upstream."""
+    from sdboot.mirrors.env import existing_git_count
     from sdboot.mirrors.loading import load_mirrors
     from sdboot.mirrors.status import webui_selection
 
     table = load_mirrors()
     selection = webui_selection(root, table)
-    plan = plan_mirror_env(selection, table, None, None,
-                           git_count_base=existing_git_count(os.environ))
-    return {**os.environ, **{k: v for k, v in plan.vars.items() if k.startswith("GIT_CONFIG")}}
+    return plan_clone(url, selection.github, table, config_env=config_env,
+                      git_count_base=existing_git_count(os.environ))
 
 
 def add_extension(root: Path, what: str, runner: Runner | None = None) -> tuple[Path, str]:
@@ -101,8 +102,11 @@ def add_extension(root: Path, what: str, runner: Runner | None = None) -> tuple[
     git = shutil.which("git")
     if git is None:
         raise SdbootError("git is not installed", "install git, then run again", exit_code=1)
+    runner = runner or Runner()
+    plan = _clone_plan(root, url, gitops.reads_config_env(runner, git))
     try:
-        gitops.clone(url, partial, runner or Runner(), env=_git_env(root), git=git)
+        gitops.clone(plan.url, partial, runner, env={**os.environ, **plan.env}, git=git,
+                     origin=plan.origin)
     except SdbootError as exc:
         raise SdbootError(mask(exc.message), mask(exc.hint), exc.exit_code) from None
     if os.path.lexists(dest):  # appeared meanwhile: never replaced

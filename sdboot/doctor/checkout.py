@@ -1,7 +1,8 @@
 """webui: the checkout itself: a launch file carrying mirror rewrites (blocks `git pull`),
 repositories it clones that are gone upstream without a substitute set, folders git refuses
-(another owner), and folders in repositories/ or extensions/ that are no complete checkout
-(read from their .git files: no git process on a healthy install)."""
+(another owner), folders in repositories/ or extensions/ that are no complete checkout
+(read from their .git files: no git process on a healthy install), and checkouts whose
+stored origin is a mirror's URL instead of the upstream (origin-proxy)."""
 
 from __future__ import annotations
 
@@ -189,6 +190,45 @@ def start_findings(facts: DoctorFacts) -> tuple[list[Finding], list[Finding]]:
     return stop, warn
 
 
+# --- origin-proxy ------------------------------------------------------------------------------
+
+
+def origin_findings(facts: DoctorFacts) -> list[Finding]:
+    """Checkouts (the WebUI, repositories/*, extensions/*) whose stored remote.origin.url is
+    behind a proxy or on a mirror's host: `git pull` then goes through that mirror, and
+    fails when it is gone. Origins stay upstream; mirrors apply through insteadOf."""
+    from sdboot.io.git import set_origin_argv, stored_origin
+    from sdboot.io.mask import mask
+    from sdboot.mirrors.origins import proxied_origin
+
+    assert facts.webui_dir is not None
+    root = facts.webui_dir
+    git = which("git")
+    checkouts = _checkouts(root)
+    if git is None or not checkouts:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(checkouts))) as pool:
+        stored = list(pool.map(lambda p: stored_origin(p, facts.runner, git), checkouts))
+    findings = []
+    for path, url in zip(checkouts, stored, strict=True):
+        upstream = proxied_origin(url, facts.mirrors)
+        if upstream is None or url is None:
+            continue
+        what = path.relative_to(root).as_posix() if path != root else "."
+        message = (t("the WebUI's origin is a mirror's URL ({url}), not the upstream "
+                     "{upstream}: `git pull` goes through that mirror and fails once it is "
+                     "gone", url=mask(url), upstream=upstream) if path == root
+                   else t("the origin of {what} is a mirror's URL ({url}), not the upstream "
+                          "{upstream}: `git pull` goes through that mirror and fails once it "
+                          "is gone", what=what, url=mask(url), upstream=upstream))
+        findings.append(Finding(
+            "origin-proxy", Severity.WARNING, message,
+            Fix(t("set the origin back to {upstream} (a mirror applies through "
+                  "url.<mirror>.insteadOf, never in .git/config)", upstream=upstream),
+                (set_origin_argv(path, upstream, git),), automatic=True)))
+    return findings
+
+
 # --- repo-incomplete ---------------------------------------------------------------------------
 
 
@@ -334,6 +374,7 @@ def run(facts: DoctorFacts) -> Outcome:
     findings += _dead_repo_findings(facts)
     findings += unsafe_findings(facts)
     findings += incomplete_findings(facts)
+    findings += origin_findings(facts)
     webui = facts.webui
     if webui is None:
         return Outcome(t("WebUI, launch file ?"), tuple(findings))
@@ -345,4 +386,5 @@ def run(facts: DoctorFacts) -> Outcome:
 
 
 CHECK = Check("webui", N_("WebUI checkout"), run, ("launch-file-rewritten", "upstream-repo-dead",
-                                               "git-unsafe-directory", "repo-incomplete"))
+                                               "git-unsafe-directory", "repo-incomplete",
+                                               "origin-proxy"))

@@ -16,6 +16,7 @@ from sdboot.machine.envs import env_python
 from sdboot.mirrors.blocks import exclude_from_git
 from sdboot.mirrors.env import existing_git_count, plan_mirror_env
 from sdboot.mirrors.loading import load_mirrors
+from sdboot.mirrors.origins import ClonePlan, plan_clone
 from sdboot.mirrors.table import MirrorTable, Selection
 from sdboot.stack.packages import WheelSource, constraint_env, mirror_source, query_installed
 from sdboot.values import GpuInfo, GpuSource, HostFacts, Profile, Vendor
@@ -50,6 +51,7 @@ class InstallContext:
         self.selection: Selection = Selection()
         self.profile: Profile | None = None
         self.git = "git"
+        self.git_config_env = True  # git reads GIT_CONFIG_* (>= 2.31; preflight asks git)
         default = self.catalog.get("a1111")
         self.repo = (opts.webui_repo or (self.lock.webui_repo if self.lock else None)
                      or self.record.get("repo")
@@ -110,11 +112,12 @@ class InstallContext:
     def python(self) -> Path:
         return env_python(self.prefix())
 
-    def _git_env(self) -> dict[str, str]:
-        """git's insteadOf rules for sdboot's own clone (the WebUI's come with webui_env)."""
-        env = plan_mirror_env(self.selection, self.table, None, None,
-                              git_count_base=existing_git_count(os.environ))
-        return {k: v for k, v in env.vars.items() if k.startswith("GIT_CONFIG")}
+    def clone_plan(self, url: str) -> ClonePlan:
+        """sdboot's own clone of url: the upstream through the GitHub mirror's insteadOf
+        rules, so that origin stays the upstream (the WebUI's come with webui_env)."""
+        return plan_clone(url, self.selection.github, self.table,
+                          config_env=self.git_config_env,
+                          git_count_base=existing_git_count(os.environ))
 
     def webui_env(self) -> dict[str, str]:
         """The environment of the WebUI's own processes: the mirror variables (env mode),
@@ -123,7 +126,8 @@ class InstallContext:
         lf = launch_file(self.root)
         text = lf.read_text(encoding="utf-8", errors="replace") if lf else None
         plan = plan_mirror_env(self.selection, self.table, text, self.profile.pins(),
-                               git_count_base=existing_git_count(os.environ))
+                               git_count_base=existing_git_count(os.environ),
+                               git_config_env=self.git_config_env)
         env = plan.apply_to(dict(os.environ))
         env.update(constraint_env(self.constraints))
         env.update(self._build_guard())

@@ -105,6 +105,7 @@ def preflight(ctx: InstallContext) -> None:
                           "install git (Windows: winget install Git.Git) and run again",
                           exit_code=1)
     ctx.git = git.exe
+    ctx.git_config_env = git.config_env or git.version is None
     if git.version and not git.config_env:
         ctx.notes.append(f"git {'.'.join(map(str, git.version))} is older than 2.31: "
                           "mirrors reach the WebUI's own clones, not extension clones")

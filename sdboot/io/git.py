@@ -45,6 +45,13 @@ def detect_git(runner: Runner | None = None, exe: str | None = None) -> GitInfo:
     return GitInfo(exe, parse_git_version(res.stdout) if res.ok else None)
 
 
+def reads_config_env(runner: Runner | None = None, exe: str | None = None) -> bool:
+    """Whether git applies GIT_CONFIG_COUNT/KEY/VALUE (>= 2.31; assumed when its version
+    cannot be read, or git is missing: nothing is cloned then)."""
+    info = detect_git(runner, exe)
+    return info.config_env or info.version is None
+
+
 def head_commit(repo: Path, runner: Runner | None = None, git: str = "git") -> str | None:
     res = (runner or Runner()).run([git, "-C", str(repo), "rev-parse", "HEAD"],
                                    timeout=QUICK_TIMEOUT_S)
@@ -55,6 +62,23 @@ def origin_url(repo: Path, runner: Runner | None = None, git: str = "git") -> st
     res = (runner or Runner()).run([git, "-C", str(repo), "remote", "get-url", "origin"],
                                    timeout=QUICK_TIMEOUT_S)
     return res.stdout.strip() if res.ok else None
+
+
+def stored_origin(repo: Path, runner: Runner | None = None, git: str = "git") -> str | None:
+    """remote.origin.url as .git/config keeps it (`git remote get-url` would apply the
+    insteadOf rules in force and show the mirror's URL, or hide it)."""
+    res = (runner or Runner()).run([git, "-C", str(repo), "config", "--get",
+                                    "remote.origin.url"], timeout=QUICK_TIMEOUT_S)
+    return res.stdout.strip() if res.ok and res.stdout.strip() else None
+
+
+def set_origin_argv(repo: Path, url: str, git: str = "git") -> tuple[str, ...]:
+    """The command that makes url the checkout's origin."""
+    return (git, "-C", str(repo), "remote", "set-url", "origin", "--", url)
+
+
+def set_origin(repo: Path, url: str, runner: Runner, git: str = "git") -> bool:
+    return runner.run(set_origin_argv(repo, url, git), timeout=QUICK_TIMEOUT_S).ok
 
 
 def verify_commit(repo: Path, expected: str, url: str, runner: Runner | None = None,
@@ -96,11 +120,13 @@ def without_userinfo(url: str) -> str:
 
 def clone(url: str, dest: Path, runner: Runner, *, ref: str | None = None,
           expected_commit: str | None = None, env: Mapping[str, str] | None = None,
-          git: str = "git", on_line: Callable[[str], None] | None = None) -> str:
+          git: str = "git", on_line: Callable[[str], None] | None = None,
+          origin: str | None = None) -> str:
     """Clone url into dest (optionally at ref) and return the checked-out commit; with
     expected_commit, a clone at another commit is removed and reported. A URL with a
     credential (https://user:pw@mirror/...) is used for the clone, then the checkout's
-    origin is set to the URL without it, so no password stays in .git/config."""
+    origin is set to the URL without it, so no password stays in .git/config. `origin`
+    (the upstream, when url is a mirror's) is what the origin is set to instead."""
     argv = [git, "clone", "--progress"]
     if ref:
         argv += ["--branch", check_ref(ref)]
@@ -116,10 +142,9 @@ def clone(url: str, dest: Path, runner: Runner, *, ref: str | None = None,
         raise SdbootError(f"git clone {url} failed: {res.tail(3) or res.error}",
                           "check the URL and --ref, or try a mirror (sdboot mirror test)",
                           exit_code=1)
-    clean = without_userinfo(url)
+    clean = without_userinfo(origin or url)
     if clean != url:
-        runner.run([git, "-C", str(dest), "remote", "set-url", "origin", "--", clean],
-                   timeout=QUICK_TIMEOUT_S)
+        runner.run(set_origin_argv(dest, clean, git), timeout=QUICK_TIMEOUT_S)
     if expected_commit:
         checkout = runner.run([git, "-C", str(dest), "checkout", "-q", expected_commit],
                               timeout=QUICK_TIMEOUT_S, env=env)

@@ -236,7 +236,9 @@ def apply_env(root: Path, sel: Selection, table: MirrorTable, dry_run: bool = Fa
     state = read_state(root)
     lf = launch_file(root)
     text = lf.read_text(encoding="utf-8", errors="replace") if lf else None
-    env = plan_mirror_env(sel, table, text, pins)
+    from sdboot.io.git import reads_config_env
+
+    env = plan_mirror_env(sel, table, text, pins, git_config_env=reads_config_env())
     out = ApplyResult(root, "env", env=env, notes=list(env.notes))
     files = [plan_user_file(root, name, shell, [(MIRROR_BLOCK, env)])
              for name, shell in USER_FILES]

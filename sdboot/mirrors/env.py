@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sdboot.errors import SdbootError
+from sdboot.mirrors.origins import rules_env
 from sdboot.mirrors.table import (
     MirrorKind,
     MirrorTable,
     Selection,
-    git_rewrites,
     map_url,
     substitute,
     variant_of,
@@ -65,10 +65,13 @@ def existing_git_count(env: Mapping[str, str]) -> int:
 
 
 def plan_mirror_env(sel: Selection, table: MirrorTable, launch_text: str | None = None,
-                    pins: TorchPins | None = None, git_count_base: int = 0) -> MirrorEnv:
+                    pins: TorchPins | None = None, git_count_base: int = 0,
+                    git_config_env: bool = True) -> MirrorEnv:
     """The variables for the WebUI's processes. `pins` (a profile's stack) makes the torch
     command explicit; without it only the launch file's own defaults are redirected.
-    `git_count_base` continues an existing GIT_CONFIG_COUNT instead of replacing it."""
+    `git_count_base` continues an existing GIT_CONFIG_COUNT instead of replacing it.
+    `git_config_env`: git reads GIT_CONFIG_* (>= 2.31); False puts the mirror into the
+    *_REPO URLs instead (their clones' origins are then the mirror's until reset)."""
     defaults = parse_env_defaults(launch_text) if launch_text else {}
     out: dict[str, str] = {}
     notes: list[str] = []
@@ -78,7 +81,11 @@ def plan_mirror_env(sel: Selection, table: MirrorTable, launch_text: str | None 
     github = None if sel.github is not None and has_userinfo(sel.github.url) else sel.github
     for name, default in defaults.items():
         if _URL_VARS.match(name) and default:
-            target = map_url(substitute(default, table.substitutions), github, table)
+            # A *_REPO clone keeps its URL as origin: it stays the upstream (a dead one's
+            # copy), and the mirror reaches it through the insteadOf rules below. The
+            # *_PACKAGE URLs are pip downloads (archives too, which insteadOf never sees).
+            through = None if name.endswith("_REPO") and git_config_env else github
+            target = map_url(substitute(default, table.substitutions), through, table)
             if target != default:
                 out[name] = target
     torch_env = _torch_env(sel, launch_text, defaults, pins)
@@ -91,12 +98,7 @@ def plan_mirror_env(sel: Selection, table: MirrorTable, launch_text: str | None 
         out["HF_ENDPOINT"] = sel.hf.url.rstrip("/")
         unset.extend(HF_TOKEN_VARS)
         notes.append(f"HF_TOKEN is not passed on: requests go to {sel.hf.url}, a third party")
-    rules = git_rewrites(sel.github, table.substitutions)
-    if rules:
-        out["GIT_CONFIG_COUNT"] = str(git_count_base + len(rules))
-        for i, (new, old) in enumerate(rules, start=git_count_base):
-            out[f"GIT_CONFIG_KEY_{i}"] = f"url.{new}.insteadOf"
-            out[f"GIT_CONFIG_VALUE_{i}"] = old
+    out.update(rules_env(sel.github, table, git_count_base))
     if sel.github is not None and sel.github.kind == MirrorKind.GITHUB_CLONE:
         notes.append(f"{sel.github.name} serves clones only: archives and release files "
                      "still come from GitHub")

@@ -228,6 +228,11 @@ _PROGRESS = re.compile(r"^(Collecting|Downloading|Installing|Successfully|Resolv
                        r"Installed|Requirement already|Using cached|Building|\s*[+-] )")
 
 
+def progress_line(line: str) -> bool:
+    """An installer's output line worth showing as progress (pip's and uv's)."""
+    return bool(_PROGRESS.match(line))
+
+
 def install_stack(profile: Profile, python: Path, constraints: Path, runner: Runner,
                   installer: Installer | None = None, source: WheelSource | None = None,
                   env: dict[str, str] | None = None,
@@ -245,7 +250,7 @@ def install_stack(profile: Profile, python: Path, constraints: Path, runner: Run
                **constraint_env(None, build_constraints)}
     for argv in commands:
         def show(line: str) -> None:
-            if on_progress is not None and _PROGRESS.match(line):
+            if on_progress is not None and progress_line(line):
                 on_progress(line.strip())
 
         res = runner.stream(argv, timeout=INSTALL_TIMEOUT_S, env=env, on_line=show)

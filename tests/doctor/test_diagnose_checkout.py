@@ -451,7 +451,7 @@ def test_the_new_codes_are_known_and_documented() -> None:
     from sdboot.doctor import ALL_CODES
 
     new = {"git-unsafe-directory", "repo-incomplete", "requirements-unmet", "build-tools",
-           "hf-unreachable"}
+           "hf-unreachable", "origin-proxy"}
     assert new <= set(ALL_CODES)
     root = Path(__file__).resolve().parents[2]
     for doc in ("docs/troubleshooting.md", "docs/troubleshooting.zh-CN.md"):
@@ -460,3 +460,47 @@ def test_the_new_codes_are_known_and_documented() -> None:
     res = run_cli("doctor", "--python", sys.executable, "--only", "build-tools,repo-incomplete",
                   "--offline", "--json")
     assert [c["id"] for c in res.json()["checks"]] == ["requirements", "webui"]
+
+
+# --- origin-proxy ----------------------------------------------------------------------------
+
+
+def test_origin_proxy_then_fix(tmp_path: Path, gitenv: dict[str, str]) -> None:
+    """Origins a proxy was written into (the WebUI, repositories/*, extensions/*) are found
+    from the stored remote.origin.url and reset to the upstream by --fix."""
+    root = make_webui(tmp_path)
+    proxy = "http://127.0.0.1:9/"  # never contacted: only the stored URL is read
+    sd_up = "https://github.com/test-owner/sd.git"
+    webui_up = "https://github.com/AUTOMATIC1111/stable-diffusion-webui.git"
+    thing_up = "https://github.com/someone/sd-webui-thing.git"
+    git("init", "-q", str(root))
+    git("-C", str(root), "remote", "add", "origin", webui_up)
+    git("clone", "-q", str(tmp_path / "gh/test-owner/kd.git"), str(root / "extensions/thing"))
+    for path, url in ((root, webui_up), (root / "repositories/sd", sd_up),
+                      (root / "repositories/k-diffusion", "https://github.com/test-owner/kd.git"),
+                      (root / "extensions/thing", thing_up)):
+        git("-C", str(path), "remote", "set-url", "origin", url)
+    # the healthy twin, even with a mirror's insteadOf in force (`git remote get-url` would
+    # show the proxy's URL for every upstream origin)
+    mirror_env = {**gitenv, "GIT_CONFIG_COUNT": "1",
+                  "GIT_CONFIG_KEY_0": f"url.{proxy}https://github.com/.insteadOf",
+                  "GIT_CONFIG_VALUE_0": "https://github.com/"}
+    assert checkout.origin_findings(facts(root)) == []
+    rc, doc = doctor_cli(root, mirror_env, "--offline", "--only", "origin-proxy")
+    assert found(doc) == {}, doc
+    for path, url in ((root, webui_up), (root / "repositories/sd", sd_up),
+                      (root / "extensions/thing", thing_up)):
+        git("-C", str(path), "remote", "set-url", "origin", proxy + url)
+    findings = checkout.origin_findings(facts(root))
+    assert codes_of(findings) == ["origin-proxy"] * 3
+    assert all(f.severity == "warning" and f.fix and f.fix.automatic for f in findings)
+    assert "the WebUI's origin" in findings[0].message and sd_up in findings[1].message
+    assert findings[1].fix.commands[0][-4:] == ("set-url", "origin", "--", sd_up)
+    rc, doc = doctor_cli(root, gitenv, "--offline", "--only", "origin-proxy")
+    assert found(doc) == {"origin-proxy": "warning"}
+    rc, doc = doctor_cli(root, gitenv, "--offline", "--only", "origin-proxy", "--fix", "--yes")
+    assert rc == 0 and found(doc) == {}, doc
+    assert doc["before"]["warnings"] == 3 and all(f["ok"] for f in doc["fixes"])
+    for path, url in ((root, webui_up), (root / "repositories/sd", sd_up),
+                      (root / "extensions/thing", thing_up)):
+        assert git("-C", str(path), "config", "--get", "remote.origin.url") == url

@@ -105,9 +105,13 @@ def test_env_mode_insteadof_sends_every_clone_through_the_proxy(repos, tmp_path:
                proxy.requests)
     # nothing was written to the user's git configuration
     assert not (home / ".gitconfig").exists()
-    # the WebUI's own *_REPO variable points at the proxy too
-    assert plan.vars["STABLE_DIFFUSION_REPO"] == \
-        f"{proxy.url}https://github.com/w-e-w/stablediffusion.git"
+    # origins stay upstream: the proxy is in no .git/config, and the *_REPO variables are
+    # set only where a dead upstream is replaced (by the copy's upstream URL)
+    assert git("config", "--get", "remote.origin.url", cwd=tmp_path / "kd") == KD
+    assert git("config", "--get", "remote.origin.url", cwd=tmp_path / "sd") == \
+        "https://github.com/Stability-AI/stablediffusion.git"
+    assert plan.vars["STABLE_DIFFUSION_REPO"] == "https://github.com/w-e-w/stablediffusion.git"
+    assert "K_DIFFUSION_REPO" not in plan.vars
 
 
 def test_a_proxy_serving_other_code_is_caught(repos, tmp_path: Path) -> None:

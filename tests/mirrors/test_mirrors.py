@@ -213,9 +213,11 @@ def test_hf_and_variant_helpers() -> None:
 def test_env_plan_for_post_v13_with_cn_preset(table) -> None:
     env = plan_mirror_env(select(table, "cn"), table, POST_V13_UTILS)
     v = env.vars
-    assert v["STABLE_DIFFUSION_REPO"] == \
-        "https://ghfast.top/https://github.com/w-e-w/stablediffusion.git"
-    assert v["K_DIFFUSION_REPO"] == "https://ghfast.top/https://github.com/crowsonkb/k-diffusion.git"
+    # origins stay upstream: the proxy reaches the *_REPO clones through insteadOf only,
+    # and a *_REPO is set where a dead upstream is replaced
+    assert v["STABLE_DIFFUSION_REPO"] == "https://github.com/w-e-w/stablediffusion.git"
+    assert "K_DIFFUSION_REPO" not in v
+    # a pip download (an archive: insteadOf never sees it) goes through the proxy
     assert v["CLIP_PACKAGE"] == f"https://ghfast.top/https://github.com/openai/CLIP/archive/{SHA}.zip"
     assert "TAMING_TRANSFORMERS_REPO" not in v  # this version does not read it
     # aliyun-torch is a flat folder: the launch file's pins with --find-links

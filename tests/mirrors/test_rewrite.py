@@ -254,7 +254,8 @@ def test_env_mode_writes_and_removes_the_webui_user_blocks(tmp_path: Path) -> No
     assert res.returncode == 0, res.stderr
     sh = (root / "webui-user.sh").read_text()
     bat = (root / "webui-user.bat").read_bytes().decode()
-    assert "export STABLE_DIFFUSION_REPO=https://ghfast.top/https://github.com/w-e-w/" in sh
+    assert "export STABLE_DIFFUSION_REPO=https://github.com/w-e-w/" in sh  # origin upstream
+    assert "K_DIFFUSION_REPO" not in sh  # the proxy through insteadOf only
     assert "export GIT_CONFIG_KEY_1=url.https://ghfast.top/https://github.com/.insteadOf" in sh
     assert "unset HF_TOKEN" in sh
     assert bat.index('set "PIP_INDEX_URL=') < bat.index("call webui.bat")

@@ -11,8 +11,8 @@ from sdboot.install.catalog import pinned_commit
 from sdboot.install.steps.base import Step
 from sdboot.io import git as gitops
 from sdboot.io.files import remove_tree
-from sdboot.io.runner import quote
-from sdboot.mirrors.table import map_url
+from sdboot.io.runner import shown
+from sdboot.mirrors.origins import ClonePlan
 from sdboot.webui.folder import is_webui
 
 _HEX_REF = re.compile(r"[0-9a-f]{7,40}")
@@ -22,9 +22,10 @@ class CloneStep(Step):
     name = "clone"
     title = "get the WebUI"
 
-    def _clone_url(self) -> str:
+    def _plan(self) -> ClonePlan:
+        """The upstream URL, through the mirror's insteadOf rules: origin stays upstream."""
         assert self.ctx.repo is not None
-        return map_url(self.ctx.repo, self.ctx.selection.github, self.ctx.table)
+        return self.ctx.clone_plan(self.ctx.repo)
 
     def check(self) -> bool:
         if not is_webui(self.ctx.root):
@@ -35,10 +36,11 @@ class CloneStep(Step):
         return True
 
     def describe(self) -> list[str]:
-        argv = [self.ctx.git, "clone"]
+        plan = self._plan()
+        argv = [self.ctx.git, *plan.config_args(), "clone"]
         if self.ctx.ref and not _HEX_REF.fullmatch(self.ctx.ref):
             argv += ["--branch", self.ctx.ref]
-        return [quote([*argv, self._clone_url(), str(self.ctx.root)])]
+        return [shown([*argv, plan.url, str(self.ctx.root)])]
 
     def do(self) -> str:
         assert self.ctx.repo is not None
@@ -53,12 +55,12 @@ class CloneStep(Step):
         assert ctx.repo is not None
         expected = pinned_commit(ctx.catalog, ctx.repo, ctx.ref) if ctx.ref else None
         hex_ref = bool(self.ctx.ref and _HEX_REF.fullmatch(self.ctx.ref))
-        url = self._clone_url()
-        commit = gitops.clone(url, partial, self.ctx.runner,
+        plan = self._plan()
+        commit = gitops.clone(plan.url, partial, self.ctx.runner,
                               ref=None if hex_ref else self.ctx.ref,
                               expected_commit=expected or (self.ctx.ref if hex_ref else None),
-                              env={**os.environ, **self.ctx._git_env()}, git=self.ctx.git,
-                              on_line=self.ctx.ui.detail)
+                              env={**os.environ, **plan.env}, git=self.ctx.git,
+                              on_line=self.ctx.ui.detail, origin=plan.origin)
         if not is_webui(partial):
             remove_tree(self.ctx.root.parent, partial, "the partial clone")
             raise SdbootError(f"{self.ctx.repo} is not a Stable Diffusion WebUI repository "
@@ -67,6 +69,6 @@ class CloneStep(Step):
             self.ctx.root.rmdir()  # empty: checked before
         os.replace(partial, self.ctx.root)
         self.ctx.record.update({"repo": self.ctx.repo, "ref": self.ctx.ref, "commit": commit,
-                            "clone_url": url})
+                            "clone_url": plan.fetched})
         verified = " (pinned commit verified)" if expected else ""
         return f"{self.ctx.ref or 'default branch'} at {commit[:10]}{verified}"

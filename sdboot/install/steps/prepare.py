@@ -45,8 +45,23 @@ class PrepareStep(Step):
                               f"{res.tail(4)}", "see the log; network errors: try "
                               "--mirror auto", exit_code=1)
         self._check_repositories()
+        self._reset_origins()
         mark_step(self.ctx.record, "prepare", fingerprint=self._prepare_fingerprint())
         return "repositories and requirements in place"
+
+    def _reset_origins(self) -> None:
+        """A clone the WebUI made through a mirror's URL (git < 2.31 ignores the insteadOf
+        rules, so its *_REPO URLs carry the mirror there) gets its upstream origin back."""
+        from sdboot.mirrors.origins import proxied_origin
+
+        repos = self.ctx.root / "repositories"
+        if not repos.is_dir():
+            return
+        for repo in sorted(p for p in repos.iterdir() if (p / ".git").exists()):
+            stored = gitops.stored_origin(repo, self.ctx.runner, self.ctx.git)
+            upstream = proxied_origin(stored, self.ctx.table)
+            if upstream is not None:
+                gitops.set_origin(repo, upstream, self.ctx.runner, self.ctx.git)
 
     def _check_repositories(self) -> None:
         """Every repository the WebUI cloned must be at one of its pinned commits: a clone

@@ -29,7 +29,8 @@ class WebuiUserStep(Step):
                               self.ctx.build_constraints)
         lf = launch_file(self.ctx.root)
         text = lf.read_text(encoding="utf-8", errors="replace") if lf else None
-        mirror = plan_mirror_env(self.ctx.selection, self.ctx.table, text, self.ctx.profile.pins())
+        mirror = plan_mirror_env(self.ctx.selection, self.ctx.table, text, self.ctx.profile.pins(),
+                                 git_config_env=self.ctx.git_config_env)
         return [plan_user_file(self.ctx.root, name, shell,
                                [(INSTALL_BLOCK, block), (MIRROR_BLOCK, mirror)])
                 for name, shell in (("webui-user.sh", "sh"), ("webui-user.bat", "bat"))]
