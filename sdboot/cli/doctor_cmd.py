@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
 
         from sdboot.cli.common import console, emit_json
         from sdboot.cli.render import render_doctor, render_fix_plan
+        from sdboot.cli.terminal import busy
         from sdboot.doctor import (
             apply_fixes,
             automatic_fixes,
@@ -57,6 +58,7 @@ def register(app: typer.Typer) -> None:
         )
         from sdboot.doctor.facts import DoctorFacts
         from sdboot.errors import SdbootError
+        from sdboot.i18n import _
 
         codes = parse_only(only)
         root = find_webui(webui_dir)
@@ -69,7 +71,10 @@ def register(app: typer.Typer) -> None:
 
             get_profile(facts.profiles, profile)
         con = console(json_out)
-        report = diagnose(facts, codes)
+        spinner = None if json_out else con  # a terminal shows it, a pipe or --json nothing
+        with busy(spinner, _("checking the system, GPU, environment, torch, WebUI, network "
+                             "and models")):
+            report = diagnose(facts, codes)
         mask = path_masker(Path.home(), getpass.getuser()) if mask_paths else (lambda s: s)
         if fix:
             plan = automatic_fixes(report.results)
@@ -82,8 +87,10 @@ def register(app: typer.Typer) -> None:
                     if not typer.confirm("Run these fixes?", default=True, err=json_out):
                         raise typer.Exit(1)
                 before = report.summary
-                done = apply_fixes(plan, facts.runner)
-                report = diagnose(fresh_facts(facts), codes)
+                with busy(spinner, _("running the fixes")):
+                    done = apply_fixes(plan, facts.runner)
+                with busy(spinner, _("checking again")):
+                    report = diagnose(fresh_facts(facts), codes)
                 report.fixes_run, report.before = done, before
             elif not json_out:
                 con.print("No automatic fix to run.")

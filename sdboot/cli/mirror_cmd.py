@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from sdboot.i18n import _
+
 if TYPE_CHECKING:
     from sdboot.mirrors.table import MirrorTable, Selection
 
@@ -63,6 +65,7 @@ def test_mirrors(
 
     from sdboot.cli.common import console, emit_json
     from sdboot.cli.render import render_health
+    from sdboot.cli.terminal import busy
     from sdboot.errors import SdbootError
     from sdboot.mirrors.health import choose_auto, plan_candidates, rank, run_health, save_cache
     from sdboot.mirrors.loading import load_mirrors
@@ -75,7 +78,10 @@ def test_mirrors(
     table = load_mirrors()
     cands = plan_candidates(table, groups, insecure=insecure)
     started = time.monotonic()
-    results = run_health(cands, timeout)
+    with busy(None if json_out else console(), _(
+            "probing {count} mirrors and upstreams (at most {seconds:g} s)").format(
+            count=len(cands), seconds=timeout)):
+        results = run_health(cands, timeout)
     elapsed = time.monotonic() - started
     if set(groups) == set(GROUPS):
         save_cache(results)

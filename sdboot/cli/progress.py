@@ -78,7 +78,7 @@ class LiveUI:
     def __rich__(self) -> RenderableType:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=2)
-        grid.add_column()
+        grid.add_column(overflow="fold")  # never cut a word short (…)
         grid.add_column(justify="right", width=8)
         rows: list[RenderableType] = [grid]
         for i, line in enumerate(self.lines, start=1):

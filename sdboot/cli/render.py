@@ -6,16 +6,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from sdboot.cli.terminal import say, say_command
 from sdboot.i18n import _, local
-from sdboot.io.mask import mask
+from sdboot.io.datafile import doc_link
+from sdboot.io.mask import mask, mask_argv
 from sdboot.io.runner import quote, shown
 from sdboot.values import GpuInfo, Profile, Resolution
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from sdboot.doctor import DoctorReport
     from sdboot.mirrors.apply import ApplyResult
@@ -260,43 +264,60 @@ _SEVERITY = {"error": "[red]error[/red]", "warning": "[yellow]warning[/yellow]",
              "info": "[blue]info[/blue]"}
 
 
+def _command(argv: Sequence[str], paths: Callable[[str], str]) -> list[str]:
+    """A command as its shell-quoted arguments, credentials and (--mask-paths) paths
+    masked, one string per argument (a terminal breaks the line between them only)."""
+    return [paths(quote([arg])) for arg in mask_argv([str(a) for a in argv])]
+
+
 def render_doctor(con: Console, report: DoctorReport,
-                  mask: Callable[[str], str] = lambda s: s) -> None:
+                  paths: Callable[[str], str] = lambda s: s) -> None:
+    """One line a check, one a finding, one its fix; on a terminal each broken between
+    words with its continuation lines indented under its text, into a pipe each whole.
+    `paths` is --mask-paths' masker; credentials are masked before the layout."""
+
+    def text(value: str) -> str:
+        return paths(mask(value))
+
     if report.before is not None:
         for fix in report.fixes_run:
             mark = "[green]✓[/green]" if fix["ok"] else "[red]✗[/red]"
-            con.print(f"{mark} " + _("fixed [{code}]: ").format(code=fix["code"]), end="",
-                      highlight=False)
-            con.print(mask(shown(fix["command"])), markup=False, highlight=False)
+            say_command(con, Text.from_markup(f"{mark} ") + _("fixed [{code}]: ").format(
+                code=fix["code"]), _command(fix["command"], paths), hang=4)
             if not fix["ok"]:
-                con.print(f"    {mask(fix['tail'])}", style="dim", markup=False)
+                say(con, Text(text(fix["tail"]), style="dim"), indent=4)
         con.print(_("After the fixes:"), style="bold")
-    width = max((len(r.title) for r in report.results), default=10)
+    width = max((cell_len(r.title) for r in report.results), default=10)
+    column = 2 + width + 2 + 8 + 2  # where a check's summary starts
     for res in report.results:
-        con.print(f"{_STATUS_MARK[str(res.status)]} {res.title:<{width}}  "
-                  f"[dim]{res.elapsed_ms:5.0f} ms[/dim]  ", end="", highlight=False)
-        con.print(mask(local(res.summary)), markup=False, highlight=False)
+        head = Text.from_markup(f"{_STATUS_MARK[str(res.status)]} ")
+        head.append(res.title + " " * (width - cell_len(res.title)) + "  ")
+        head.append(f"{res.elapsed_ms:5.0f} ms", style="dim")
+        say(con, head + "  " + text(local(res.summary)),
+            hang=column if con.width - column >= 30 else 4)
         for f in res.findings:
-            con.print(f"    {_SEVERITY[str(f.severity)]} [bold]{f.code}[/bold]: ", end="",
-                      highlight=False)
-            con.print(mask(local(f.message)), markup=False, highlight=False)
-            if f.fix is not None:
-                how = (shown(list(f.fix.commands[0])) if f.fix.commands
-                       else local(f.fix.summary))
-                label = _("fix (--fix runs it)") if f.fix.automatic and f.fix.commands \
-                    else _("fix")
-                con.print(f"      {label}: ", end="", style="dim", highlight=False)
-                con.print(mask(how), markup=False, highlight=False)
+            line = Text.from_markup(f"{_SEVERITY[str(f.severity)]} [bold]{f.code}[/bold]: ")
+            say(con, line + text(local(f.message)), indent=4, hang=6)
+            if f.fix is None:
+                continue
+            if f.fix.commands:
+                label = _("fix (--fix runs it)") if f.fix.automatic else _("fix")
+                say_command(con, Text(f"{label}: ", style="dim"),
+                            _command(f.fix.commands[0], paths), indent=6, hang=10)
+            else:
+                say(con, Text(_("fix") + ": ", style="dim") + text(local(f.fix.summary)),
+                    indent=6, hang=8)
     s = report.summary
     crashed = _(", {count} check(s) crashed").format(count=s.crashed) if s.crashed else ""
     tail = _("; run sdboot doctor --fix to apply {count}").format(count=s.fixable) \
         if s.fixable and report.before is None else ""
     style = "red" if s.errors else ("yellow" if s.warnings else "green")
-    con.print(_("{errors} error(s), {warnings} warning(s), {fixable} fixable").format(
+    say(con, Text(_("{errors} error(s), {warnings} warning(s), {fixable} fixable").format(
         errors=s.errors, warnings=s.warnings, fixable=s.fixable) + f"{crashed}{tail}",
-        style=style, highlight=False)
+        style=style))
     if s.errors or s.warnings:
-        con.print(_("Every code is explained in docs/troubleshooting.md."), style="dim")
+        say(con, Text(_("Every code is explained in:"), style="dim"))
+        say(con, Text(doc_link("troubleshooting")), indent=2)
 
 
 def render_fix_plan(con: Console, plan: list[tuple[Finding, tuple[tuple[str, ...], ...]]],
@@ -304,5 +325,5 @@ def render_fix_plan(con: Console, plan: list[tuple[Finding, tuple[tuple[str, ...
     con.print(_("Fixes to run:"), style="bold")
     for finding, commands in plan:
         for argv in commands:
-            con.print(f"  [{finding.code}] ", end="", markup=False, highlight=False)
-            con.print(shown(list(argv)), markup=False, highlight=False)
+            say_command(con, Text(f"[{finding.code}] "), _command(argv, lambda s: s),
+                        indent=2, hang=6)
