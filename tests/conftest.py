@@ -19,6 +19,25 @@ from tests.world.gpu import GpuLibs, build_gpu_libs
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A base temp folder of this run's own (unless --basetemp is given): pytest's shared
+    numbered folders (pytest-of-USER/pytest-N) are rotated by every run, so two runs at once
+    (xdist included) removed each other's folders. Removed again when the run ends."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="sdboot-tests-")
+        config._sdboot_basetemp = config.option.basetemp  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = getattr(config, "_sdboot_basetemp", None)
+    if made:
+        import shutil
+
+        shutil.rmtree(made, ignore_errors=True)
+
+
 @dataclass
 class CliResult:
     returncode: int

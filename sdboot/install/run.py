@@ -3,8 +3,9 @@ knows how to check that it is already done and how to do it; the install record
 (webui/record.py) is written after every step, so a run that was interrupted (Ctrl-C, a kill,
 a cut network) resumes where it stopped, and a run on a complete install only checks.
 
-    clone -> env -> torch -> verify -> prepare (the WebUI's own launch.py --exit)
-          -> reverify -> webui-user -> record
+    clone -> env -> torch -> verify -> requirements (the WebUI's requirements in one
+          resolution, its repositories cloned concurrently) -> prepare (the WebUI's own
+          launch.py --exit, which finds them in place) -> reverify -> webui-user -> record
 
 Effects go through the runner (git, pip/uv, the WebUI), the file funnel and the health
 check; the step UI only reports."""
@@ -99,13 +100,13 @@ class InstallRun(InstallContext):
                 continue
             try:
                 note = step.do()
-                if step.name in ("env", "torch", "prepare"):
+                if step.name in ("env", "torch", "requirements", "prepare"):
                     self._installed = None  # the environment changed: ask again
             except BaseException:
                 self.ui.end("failed", time.monotonic() - started)
                 self.save()
                 raise
-            if step.name not in ("verify", "reverify", "prepare"):
+            if step.name not in ("verify", "reverify", "requirements", "prepare"):
                 mark_step(self.record, step.name)
             self.save()
             elapsed = time.monotonic() - started

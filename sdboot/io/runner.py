@@ -172,7 +172,9 @@ class Runner:
             for line in proc.stdout:
                 lines.append(line)
                 if log_fh is not None:
-                    log_fh.write(mask(line))
+                    with self._lock:  # concurrent commands (clones) share the log
+                        log_fh.write(mask(line))
+                        log_fh.flush()
                 if on_line is not None:
                     on_line(line.rstrip("\n"))
             proc.wait()

@@ -21,7 +21,8 @@ from tests.world.local import LocalWorld, build_local_world, sdboot_argv
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = ["clone", "env", "torch", "verify", "prepare", "reverify", "webui-user", "record"]
+STEPS = ["clone", "env", "torch", "verify", "requirements", "prepare", "reverify", "webui-user",
+         "record"]
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,20 @@ def test_full_install_then_noop(lw: LocalWorld, tmp_path: Path) -> None:
     assert git("rev-parse", "HEAD", cwd=webui / "repositories/stable-diffusion-stability-ai") \
         == lw.commits["sd"]
     assert record["versions"]["torch"] == "2.1.2+cu121"
+    # sdboot installed the requirements and CLIP in one uv run before launch.py, which then
+    # found everything in place: it installed nothing and cloned nothing
+    notes = {s["name"]: s["note"] for s in doc["steps"]}
+    assert "one uv run" in notes["requirements"] and "2 repositories cloned" in notes[
+        "requirements"]
+    launch_out = _launch_output(Path(doc["log"]))
+    assert "Exiting because of --exit argument" in launch_out
+    assert "Installing" not in launch_out and "Cloning" not in launch_out, launch_out
+    freeze = _freeze(webui)
+    assert freeze["clip"] == "1.0" and freeze["sdb-webui-dep"] == "1.0.0"
+    assert freeze["setuptools"] == "65.5.0"  # the cap held, for the seeds and the builds
+    for repo in ("k-diffusion", "stable-diffusion-stability-ai"):  # origins stay upstream
+        assert git("config", "--get", "remote.origin.url",
+                   cwd=webui / "repositories" / repo).startswith("https://github.com/")
     sh = (webui / "webui-user.sh").read_text()
     assert "export venv_dir=venv" in sh and "--medvram-sdxl --xformers" in sh
     assert f"export PIP_CONSTRAINT={webui / '.sdboot/constraints.txt'}" in sh
@@ -91,6 +106,46 @@ def test_full_install_then_noop(lw: LocalWorld, tmp_path: Path) -> None:
     assert len(lw.github.requests) == seen  # no network on a complete install
     plain = sdboot(lw, "install", str(webui))
     assert "Everything is in place" in plain.stdout
+
+
+def _launch_output(log: Path) -> str:
+    """What launch.py --exit printed, from the install log."""
+    text = log.read_text()
+    start = text.index("launch.py --exit\n")
+    return text[start:text.index("[exit ", start)]
+
+
+def _freeze(webui: Path) -> dict[str, str]:
+    from sdboot.io.runner import Runner
+    from sdboot.stack.lock import freeze
+
+    return freeze(webui / "venv/bin/python", Runner())
+
+
+def test_with_pip_the_same_requirements_step_and_guard(lw: LocalWorld, tmp_path: Path) -> None:
+    """pip is the fallback: the same one-resolution install, CLIP built under the guard
+    (the venv's pip 23 reads PIP_CONSTRAINT in its build environments)."""
+    webui = tmp_path / "webui"
+    res = sdboot(lw, "install", str(webui), "--mirror", "world", "--json",
+                 env=lw.env(SDBOOT_INSTALLER="pip"))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    doc = json.loads(res.stdout)
+    notes = {s["name"]: s["note"] for s in doc["steps"]}
+    assert "one pip run" in notes["requirements"]
+    assert "Installing" not in _launch_output(Path(doc["log"]))
+    freeze = _freeze(webui)
+    assert freeze["clip"] == "1.0" and freeze["torch"] == "2.1.2+cu121"
+
+
+def test_the_worlds_clip_needs_the_guard(lw: LocalWorld, tmp_path: Path) -> None:
+    """The world is honest: its CLIP archive does not build with today's setuptools."""
+    venv = tmp_path / "venv"
+    subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(venv)], check=True,
+                   env=lw.env())
+    res = subprocess.run(["uv", "pip", "install", "--python", str(venv / "bin/python"),
+                          "--no-deps", lw.env()["CLIP_PACKAGE"]],
+                         capture_output=True, text=True, env=lw.env())
+    assert res.returncode != 0 and "pkg_resources" in res.stderr, res.stderr
 
 
 # what an installer seeds into a venv; not part of the WebUI's stack
@@ -150,7 +205,7 @@ def _kill_at(lw: LocalWorld, webui: Path, step: int) -> None:
     assert proc.stdout is not None
     killed = False
     for line in proc.stdout:
-        if line.startswith(f"[{step}/8]") and line.rstrip().endswith("..."):
+        if line.startswith(f"[{step}/{len(STEPS)}]") and line.rstrip().endswith("..."):
             os.killpg(proc.pid, signal.SIGKILL)
             killed = True
             break
@@ -158,7 +213,7 @@ def _kill_at(lw: LocalWorld, webui: Path, step: int) -> None:
     assert killed, f"step {step} never started"
 
 
-@pytest.mark.parametrize("step", range(1, 9), ids=STEPS)
+@pytest.mark.parametrize("step", range(1, len(STEPS) + 1), ids=STEPS)
 def test_killed_at_each_step_then_resumed(lw: LocalWorld, tmp_path: Path, step: int) -> None:
     webui = tmp_path / "webui"
     _kill_at(lw, webui, step)
@@ -183,7 +238,9 @@ def test_dry_run_changes_nothing(lw: LocalWorld, tmp_path: Path) -> None:
     doc = json.loads(res.stdout)
     assert all(s["status"] == "planned" for s in doc["steps"])
     commands = {s["name"]: s["commands"] for s in doc["steps"]}
-    assert "git clone --branch v1.10.1 " + lw.github.url in commands["clone"][0]
+    # the upstream URL is cloned (origin stays upstream), through the proxy's insteadOf
+    assert (f"-c url.{lw.github.url}https://github.com/.insteadOf=https://github.com/ clone "
+            "--branch v1.10.1 https://github.com/AUTOMATIC1111/") in commands["clone"][0]
     assert "torch==2.1.2+cu121" in commands["torch"][0]
     assert "launch.py --exit" in commands["prepare"][0]
     assert list(tmp_path.iterdir()) == []  # no folder, no lock, no record
@@ -317,3 +374,29 @@ def test_conda_install_from_environment_wsl2(lw: LocalWorld, tmp_path: Path) -> 
     sh = (webui / "webui-user.sh").read_text()
     assert "export venv_dir=-" in sh
     _assert_verified(lw, webui)
+
+
+def test_a_mirrored_install_keeps_upstream_origins(lw: LocalWorld, tmp_path: Path) -> None:
+    """Origins stay upstream (issue 14): the WebUI and every repositories/* clone keep the
+    upstream URL, the proxy applying through insteadOf only. The world's own rule that plays
+    github.com is dropped (https://github.com goes to a closed port), so only sdboot's rule
+    through the proxy can make this install work."""
+    from tests.world.githost import closed_port
+
+    env = {**lw.env(), "GIT_CONFIG_KEY_0": f"url.http://127.0.0.1:{closed_port()}.insteadOf",
+           "GIT_CONFIG_VALUE_0": "https://github.com"}
+    webui = tmp_path / "webui"
+    before = len(lw.github.requests)
+    res = sdboot(lw, "install", str(webui), "--mirror", "world", "--json", env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert any(r.startswith("/https://github.com/") for r in lw.github.requests[before:])
+    proxy = lw.github.url
+    origins = {p.name: git("config", "--get", "remote.origin.url", cwd=p)
+               for p in [webui, *sorted((webui / "repositories").iterdir())]}
+    assert len(origins) > 1
+    assert origins["webui"] == "https://github.com/AUTOMATIC1111/stable-diffusion-webui.git"
+    assert origins["stable-diffusion-stability-ai"] == \
+        "https://github.com/w-e-w/stablediffusion.git"  # the dead upstream's copy
+    for name, url in origins.items():
+        assert url.startswith("https://github.com/") and proxy not in url, (name, url)
+    assert proxy not in (webui / "webui-user.sh").read_text().split("GIT_CONFIG_COUNT")[0]

@@ -56,10 +56,15 @@ class LocalWorld:
             "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never",
             "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
             "GIT_TERMINAL_PROMPT": "0",
-            # github.com is this loopback server: git's own insteadOf, as a network would be
+            # github.com is this loopback server: git's own insteadOf, as a network would be.
+            # Without the final slash: git applies the longest match, so a mirror's rule for
+            # https://github.com/ (sdboot's, process-scoped) wins over it, as over a network.
             "GIT_CONFIG_COUNT": "1",
-            "GIT_CONFIG_KEY_0": f"url.{self.github_url}.insteadOf",
-            "GIT_CONFIG_VALUE_0": "https://github.com/",
+            "GIT_CONFIG_KEY_0": f"url.{self.github_url.rstrip('/')}.insteadOf",
+            "GIT_CONFIG_VALUE_0": "https://github.com",
+            # ... and pip's download of GitHub's CLIP archive, which insteadOf never sees: the
+            # WebUI's CLIP_PACKAGE variable, as a user sets it (sdboot's mirror env replaces it)
+            "CLIP_PACKAGE": f"{self.github_url}openai/CLIP/archive/{self.commits['clip']}.zip",
         })
         env.update(extra)
         return env
@@ -107,6 +112,11 @@ def build_local_world(root: Path, scenario: Scenario | None = None) -> LocalWorl
     # like open_clip: needs torch, any version; the constraints keep the pinned one
     index.add(build_wheel(deps, "sdb-clip-stub", "1.0.0", {"sdb_clip_stub/__init__.py": ""},
                           ["torch>=1.7"]), "simple")
+    # today's setuptools (>= 82: no pkg_resources), the newest on the index as on the real one:
+    # CLIP's build needs sdboot's build guard to get an older one
+    from tests.world.repack import repack
+
+    index.add(repack("setuptools", root / "index" / "build" / "setuptools"), "simple")
     index.start()
     repos = root / "github"
     commits = build_webui_repos(repos)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.world.githost import make_bare_repo
+from tests.world.githost import git, make_bare_repo
 from tests.world.launchfiles import WEBUI_USER_BAT, WEBUI_USER_SH, crlf
 
 A1111 = "AUTOMATIC1111/stable-diffusion-webui"
@@ -35,6 +35,7 @@ LAUNCH_UTILS = '''\
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -56,6 +57,31 @@ def run(command, desc=None, errdesc=None):
 
 def is_installed(package):
     return importlib.util.find_spec(package) is not None
+
+
+re_requirement = re.compile(r"\\s*([-_a-zA-Z0-9]+)\\s*(?:==\\s*([-+_.a-zA-Z0-9]+))?\\s*")
+
+
+def requirements_met(requirements_file):
+    """As the real one: every `name==version` line installed at exactly that version."""
+    import importlib.metadata
+    with open(requirements_file, "r", encoding="utf8") as file:
+        for line in file:
+            if line.strip() == "":
+                continue
+            m = re.match(re_requirement, line)
+            if m is None:
+                return False
+            version_required = (m.group(2) or "").strip()
+            if version_required == "":
+                continue
+            try:
+                version_installed = importlib.metadata.version(m.group(1).strip())
+            except Exception:
+                return False
+            if version_required != version_installed:
+                return False
+    return True
 
 
 def run_pip(command, desc=None):
@@ -92,6 +118,7 @@ def prepare_environment():
     torch_command = os.environ.get('TORCH_COMMAND', f"pip install torch==2.1.2 torchvision==0.16.2 --extra-index-url {{torch_index_url}}")
     requirements_file = os.environ.get('REQS_FILE', "requirements_versions.txt")
     xformers_package = os.environ.get('XFORMERS_PACKAGE', 'xformers==0.0.23.post1')
+    clip_package = os.environ.get('CLIP_PACKAGE', "https://github.com/openai/CLIP/archive/{clip_commit}.zip")
 
     stable_diffusion_repo = os.environ.get('STABLE_DIFFUSION_REPO', "https://github.com/Stability-AI/stablediffusion.git")
     k_diffusion_repo = os.environ.get('K_DIFFUSION_REPO', 'https://github.com/crowsonkb/k-diffusion.git')
@@ -107,6 +134,8 @@ def prepare_environment():
         run(f'"{{python}}" -c "import torch; assert torch.cuda.is_available(), \\'Torch is not able to use GPU; add --skip-torch-cuda-test to COMMANDLINE_ARGS variable to disable this check\\'"',
             None, "Torch is not able to use GPU")
 
+    if not is_installed("clip"):
+        run_pip(f"install {{clip_package}}", "clip")
     if "--xformers" in sys.argv and not is_installed("xformers"):
         run_pip(f"install -U -I --no-deps {{xformers_package}}", "xformers")
 
@@ -114,7 +143,8 @@ def prepare_environment():
     git_clone(stable_diffusion_repo, repo_dir('stable-diffusion-stability-ai'), "Stable Diffusion", stable_diffusion_commit_hash)
     git_clone(k_diffusion_repo, repo_dir('k-diffusion'), "K-diffusion", k_diffusion_commit_hash)
 
-    run_pip(f"install -r \\"{{requirements_file}}\\"", "requirements")
+    if not requirements_met(requirements_file):
+        run_pip(f"install -r \\"{{requirements_file}}\\"", "requirements")
 
     if "--exit" in sys.argv:
         print("Exiting because of --exit argument")
@@ -146,6 +176,17 @@ dependencies:
   - numpy=1.23
 """
 
+# CLIP in the shape of the real one (openai/CLIP): a setup.py that imports pkg_resources,
+# which setuptools 82 removed (openai/CLIP#528), so it builds only under the build guard.
+CLIP_FILES = {
+    "setup.py": ("import os\n\nimport pkg_resources\nfrom setuptools import setup\n\n"
+                 "setup(name='clip', version='1.0', packages=['clip'],\n"
+                 "      install_requires=[str(r) for r in pkg_resources.parse_requirements(\n"
+                 "          open(os.path.join(os.path.dirname(__file__), 'requirements.txt')))])\n"),
+    "requirements.txt": "torch\ntorchvision\n",
+    "clip/__init__.py": "from .clip import load  # noqa\n",
+    "clip/clip.py": "def load(name):\n    return name\n",
+}
 # Stub packages the WebUI's requirements file names (served by the local index).
 REQUIREMENTS = "sdb-webui-dep==1.0.0\nsdb-clip-stub==1.0.0\n"
 
@@ -158,11 +199,18 @@ def build_webui_repos(repos: Path, webui_tag: str = "v1.10.1") -> dict[str, str]
         "sd": make_bare_repo(repos, "w-e-w/stablediffusion", {"ldm/__init__.py": "# ldm\n"}),
         "kd": make_bare_repo(repos, "crowsonkb/k-diffusion",
                              {"k_diffusion/__init__.py": "__version__ = '0.0.1'\n"}),
+        "clip": make_bare_repo(repos, "openai/CLIP", CLIP_FILES),
     }
+    # GitHub's archive download (what CLIP_PACKAGE names), served beside the repositories
+    archive = repos / "openai" / "CLIP" / "archive" / f"{commits['clip']}.zip"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    git("archive", "--format=zip", f"--prefix=CLIP-{commits['clip']}/", "-o", str(archive),
+        commits["clip"], cwd=repos / "openai" / "CLIP.git")
     files = {
         "launch.py": crlf(LAUNCH_PY),
         "modules/launch_utils.py": crlf(LAUNCH_UTILS.format(sd_commit=commits["sd"],
-                                                            kd_commit=commits["kd"])),
+                                                            kd_commit=commits["kd"],
+                                                            clip_commit=commits["clip"])),
         "modules/__init__.py": "",
         "webui.py": "# the WebUI itself is not needed to prepare the environment\n",
         "requirements_versions.txt": REQUIREMENTS,

@@ -50,7 +50,7 @@ class EnvironmentStep(Step):
                     f"(e.g. to {prefix.name}.old) and run the command again", exit_code=2)
             # a half-made (or broken) environment that sdboot made: start it again
             remove_tree(self.ctx.root, prefix, "the environment folder")
-        forget_steps(self.ctx.record, ["torch", "verify", "prepare", "reverify"])
+        forget_steps(self.ctx.record, ["torch", "verify", "requirements", "prepare", "reverify"])
         self.ctx.record["env_pending"] = {"kind": self.ctx.env_kind, "prefix": str(prefix)}
         self.ctx.save()  # before the folder exists: a killed run knows it is sdboot's
         if self.ctx.env_kind == "venv":

@@ -44,7 +44,7 @@ class StackStep(Step):
 
     def do(self) -> str:
         assert self.ctx.profile is not None
-        forget_steps(self.ctx.record, ["verify", "prepare", "reverify"])
+        forget_steps(self.ctx.record, ["verify", "requirements", "prepare", "reverify"])
         installer = choose_installer()
         ctx = self.ctx
         assert ctx.profile is not None
