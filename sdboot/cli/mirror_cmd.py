@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from sdboot.i18n import _
+from sdboot.i18n import _, t
 
 if TYPE_CHECKING:
     from sdboot.mirrors.table import MirrorTable, Selection
@@ -179,7 +179,12 @@ def apply(
     from sdboot.mirrors.apply import apply_env, apply_rewrite, webui_root
 
     if mode not in ("env", "rewrite"):
-        raise SdbootError(f"unknown --mode '{mode}'", "use env or rewrite")
+        raise SdbootError(t("unknown --mode '{mode}'", mode=mode), t("use env or rewrite"))
+    if not any((mirror, github, pypi, torch, hf)):
+        raise SdbootError(t("no mirror given"),
+                          t("add --mirror PRESET (e.g. cn), --mirror auto, --mirror none (the "
+                            "upstreams, gone repositories replaced) or --github/--pypi/--torch/"
+                            "--hf NAME; sdboot mirror list shows them"))
     root = webui_root(webui_dir)
     table, sel, reasons = _selection(mirror, github, pypi, torch, hf, insecure, timeout, root)
     if mode == "rewrite":

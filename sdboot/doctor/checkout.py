@@ -31,7 +31,7 @@ def _mirror_args(facts: DoctorFacts) -> list[str]:
     assert facts.webui_dir is not None
     chosen = webui_selection(facts.webui_dir, facts.mirrors).chosen()
     return [arg for group in ("github", "pypi", "torch", "hf") if group in chosen
-            for arg in (f"--{group}", chosen[group])]
+            for arg in (f"--{group}", chosen[group])] or ["--mirror", "none"]
 
 
 def _rewrite_finding(facts: DoctorFacts) -> Finding | None:

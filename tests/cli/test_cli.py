@@ -108,3 +108,20 @@ def test_a_completion_request_is_answered():
 def test_usage_lines_name_arguments_plainly(command, usage):
     res = run_cli(*command, "--help")
     assert res.returncode == 0 and res.stdout.splitlines()[0] == usage, res.stdout
+
+
+def test_mirror_apply_without_a_mirror_is_a_usage_error(tmp_path):
+    """No --mirror and no --github/--pypi/--torch/--hf: exit 2, nothing written; --mirror none
+    is the way to ask for no mirror on purpose."""
+    from tests.world.launchfiles import write_webui
+
+    root = write_webui(tmp_path / "webui")
+    before = sorted(p.name for p in root.iterdir())
+    res = run_cli("mirror", "apply", str(root))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("error: no mirror given\nhint: ") and "--mirror none" in \
+        res.stderr
+    assert sorted(p.name for p in root.iterdir()) == before
+    res = run_cli("mirror", "apply", str(root), "--mirror", "none")
+    assert res.returncode == 0, res.stderr
+    assert "sdboot" in (root / "webui-user.sh").read_text()
