@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.io import git as gitops
 from sdboot.io.files import inside, remove_tree, safe_name
 from sdboot.io.mask import mask
@@ -107,8 +108,11 @@ def add_extension(root: Path, what: str, runner: Runner | None = None) -> tuple[
     try:
         gitops.clone(plan.url, partial, runner, env={**os.environ, **plan.env}, git=git,
                      origin=plan.origin)
-    except SdbootError as exc:
-        raise SdbootError(mask(exc.message), mask(exc.hint), exc.exit_code) from None
+    except SdbootError as exc:  # ext add has no --ref: the hint names what it takes
+        raise SdbootError(mask(exc.message), t(
+            "check the URL (a git URL, or a known name: {names}); behind a slow or blocked "
+            "GitHub set a mirror first: sdboot mirror test, then sdboot mirror apply DIR "
+            "--mirror NAME", names=", ".join(sorted(KNOWN))), exc.exit_code) from None
     if os.path.lexists(dest):  # appeared meanwhile: never replaced
         raise SdbootError(f"extensions/{name} appeared while cloning: not replacing it",
                           f"the new clone is kept in {partial}", exit_code=1)

@@ -125,3 +125,20 @@ def test_mirror_apply_without_a_mirror_is_a_usage_error(tmp_path):
     res = run_cli("mirror", "apply", str(root), "--mirror", "none")
     assert res.returncode == 0, res.stderr
     assert "sdboot" in (root / "webui-user.sh").read_text()
+
+
+def test_ext_add_failure_hint_names_only_what_ext_add_takes(tmp_path):
+    """ext add has no --ref: a failed clone's hint must not send the user to one."""
+    from tests.world.githost import closed_port
+    from tests.world.launchfiles import write_webui
+
+    root = write_webui(tmp_path / "webui")
+    url = f"http://127.0.0.1:{closed_port()}/someone/sd-webui-thing.git"
+    res = run_cli("ext", "add", url, "--webui", str(root))
+    assert res.returncode == 1, res.stderr
+    error, hint = res.stderr.splitlines()
+    assert error.startswith(f"error: git clone {url} failed")
+    assert hint.startswith("hint: check the URL") and "--ref" not in hint
+    assert "zh-cn" in hint and "sdboot mirror test" in hint
+    assert not (root / "extensions" / "sd-webui-thing").exists()
+    assert not list((root / "extensions").glob(".*partial"))
