@@ -1,5 +1,6 @@
 """Before any step runs: choose the profile for this machine, the mirrors, and check git,
-the target folder, the disk and that the upstreams answer."""
+the target folder, the disk, that the upstreams answer, and that the Python the venv needs is
+there (else offer `uv python install`, through the python mirror)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import shutil
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import _, t
 from sdboot.install.context import InstallContext
 from sdboot.install.plan import disk_verdict, existing_parent, python_for
 from sdboot.io import git as gitops
@@ -120,3 +122,46 @@ def preflight(ctx: InstallContext) -> None:
                           "free some space or install elsewhere", exit_code=1)
     if verdict == "warn":
         ctx.notes.append(message)
+
+
+def ensure_python(ctx: InstallContext, pending: list[str]) -> None:
+    """The venv's base Python (3.10 for the WebUIs sdboot knows). Where the machine has
+    none and uv is there, offer `uv python install X.Y` with UV_PYTHON_INSTALL_MIRROR from
+    the chosen mirrors: asked on a terminal (not with --yes), only shown in a dry run. The
+    env step then finds what `uv python find X.Y` reports. Without uv, or declined: the
+    error that names the command."""
+    if ctx.env_kind != "venv" or "env" not in pending:
+        return
+    from sdboot.machine.envs.venv import locate_python
+    from sdboot.machine.uv_python import (
+        find_uv,
+        install_hint,
+        plan_python_install,
+        render_command,
+        run_python_install,
+    )
+    from sdboot.mirrors.table import python_install_mirror
+
+    version = python_for(ctx.profile)
+    if locate_python(version, ctx.runner) is not None:
+        return
+    mirror_url = python_install_mirror(ctx.selection)
+    uv = find_uv()
+    plan = plan_python_install(version, uv, mirror_url)
+    missing = t("Python {version} was not found (tried py, python{version}, pyenv, uv)",
+                version=version)
+    if plan is None:
+        raise SdbootError(missing, install_hint(version, mirror_url, uv), exit_code=1)
+    command = render_command(plan.argv, plan.env)
+    if ctx.opts.dry_run:
+        ctx.notes.append(t("Python {version} was not found: the real run offers to get it "
+                           "with uv: {command}", version=version, command=command))
+        return
+    question = _("Python {version} was not found. Download it with uv ({command})?")
+    if ctx.confirm is not None and not ctx.confirm(question.format(version=version,
+                                                                   command=command)):
+        raise SdbootError(missing, install_hint(version, mirror_url, uv), exit_code=1)
+    ctx.ui.note(t("getting Python {version}: {command}", version=version, command=command))
+    found = run_python_install(plan, ctx.runner)
+    ctx.notes.append(t("Python {version} installed by uv: {path}", version=version,
+                       path=found))

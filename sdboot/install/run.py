@@ -26,7 +26,7 @@ from sdboot.install.plan import (
     disk_verdict,
     install_block,
 )
-from sdboot.install.preflight import choose_mirrors, choose_profile, preflight
+from sdboot.install.preflight import choose_mirrors, choose_profile, ensure_python, preflight
 from sdboot.install.steps import Step, plan_steps
 from sdboot.io.files import exclusive_lock
 from sdboot.mirrors.loading import select
@@ -69,6 +69,7 @@ class InstallRun(InstallContext):
         pending = [s.name for s in steps if not self._done(s)]
         preflight(self)
         choose_mirrors(self, pending)
+        ensure_python(self, pending)  # the venv's Python: offers `uv python install`
         assert self.profile is not None
         self.ui.note(f"WebUI: {self.root}  ({self.repo} {self.ref or ''})".rstrip())
         self.ui.note(f"profile: {self.profile.name} (torch {self.profile.torch})")

@@ -4,8 +4,8 @@ latency; pick a mirror per group for `--mirror auto`, and cache the ranking for 
 
 A probe is a real small request of the kind the mirror will serve: a GitHub mirror must
 answer git's info/refs for a real repository (what `git clone` asks first), an index its
-simple page, the Hugging Face endpoint a small file. A 200 with the wrong body (a parked
-domain, a captive portal) counts as dead."""
+simple page, the Hugging Face endpoint a small file, a python mirror the checksum file of a
+release asset. A 200 with the wrong body (a parked domain, a captive portal) counts as dead."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ CACHE_MAX_AGE_S = 1800.0
 # than the best mirror.
 UPSTREAM_OK_S = 2.0
 UPSTREAM = "(upstream)"
+_SHA256 = re.compile(rb"^[0-9a-fA-F]{64}(\s|$)")
+# The python mirror's probe: a checksum file in release 20250115, the file ComfyUI Desktop
+# checks a python mirror with (Comfy-Org/ComfyUI_frontend, src/constants/uvMirrors.ts).
+# Mirrors that keep only the newest release (NJU's) fail it, as they fail every uv whose
+# pinned release is older (https://github.com/XnneHangLab/yutto-uiya/issues/35).
+PYTHON_FILE = "20250115/cpython-3.10.16%2B20250115-aarch64-apple-darwin-debug-full.tar.zst.sha256"
 _GIT_REFS = re.compile(rb"^(?:[0-9a-f]{4}# service=git-upload-pack|[0-9a-f]{40}\t)")
 
 
@@ -74,10 +80,18 @@ def _probe_for(mirror: Mirror, probes: dict[str, str], variant: str) -> tuple[st
         return mirror.url_for(variant).rstrip("/") + "/torch/", "simple"
     if mirror.kind == MirrorKind.TORCH_FIND_LINKS:
         return mirror.url_for(variant), "links"
+    if mirror.kind == MirrorKind.PYTHON:
+        return python_probe_url(mirror.url, probes), "sha256"
     if mirror.kind == MirrorKind.HF:
         return mirror.url.rstrip("/") + "/" + probes.get(
             "hf_file", "openai/clip-vit-large-patch14/resolve/main/config.json"), "json"
     return mirror.url.rstrip("/") + "/noarch/repodata.json", "json"
+
+
+def python_probe_url(base: str, probes: dict[str, str]) -> str:
+    """A small file of one python-build-standalone release under a python mirror (or the
+    GitHub release folder): the checksum of an archive, what uv fetches beside it."""
+    return base.rstrip("/") + "/" + probes.get("python_file", PYTHON_FILE)
 
 
 def plan_candidates(table: MirrorTable, groups: tuple[str, ...] = GROUPS,
@@ -120,6 +134,9 @@ def _upstream(table: MirrorTable, group: str, variant: str) -> Candidate | None:
         url = ups["torch"].replace("{variant}", variant)
         return Candidate(UPSTREAM, group, "upstream", url, url.rstrip("/") + "/torch/",
                          "simple")
+    if group == "python" and ups.get("python"):
+        return Candidate(UPSTREAM, group, "upstream", ups["python"],
+                         python_probe_url(ups["python"], probes), "sha256")
     if group == "hf" and ups.get("hf"):
         return Candidate(UPSTREAM, group, "upstream", ups["hf"], ups["hf"].rstrip("/") + "/"
                          + probes.get("hf_file", ""), "json")
@@ -140,6 +157,8 @@ def check_body(expect: str, status: int | None, body: bytes) -> str | None:
         return "answered, but not with an index page"
     if expect == "links" and b"torch" not in body.lower():
         return "answered, but lists no torch wheels"
+    if expect == "sha256" and not _SHA256.match(head):
+        return "answered, but not with a checksum"
     if expect == "json" and not head.startswith((b"{", b"[")):
         return "answered, but not with the expected file"
     return None

@@ -217,7 +217,9 @@ def _merge_layer(doc: Any, path: Path, source: str, mirrors: dict[str, Mirror],
 _PROBE_SHAPES = {"pypi_project": re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*"),
                  "github_repo": re.compile(r"[\w.-]+/[\w.-]+"),
                  "hf_file": re.compile(r"[\w-][\w.-]*(/[\w-][\w.-]*)*"),
-                 "torch_variant": re.compile(r"cu\d+|cpu|rocm[\d.]+|xpu")}
+                 "torch_variant": re.compile(r"cu\d+|cpu|rocm[\d.]+|xpu"),
+                 # a small file of a python-build-standalone release: TAG/ASSET
+                 "python_file": re.compile(r"\d{8}/[\w.%+-]+")}
 
 
 def _probe_problem(name: str, text: str) -> str | None:

@@ -23,15 +23,16 @@ class MirrorKind(StrEnum):
     TORCH_FIND_LINKS = "torch-find-links"
     HF = "hf"
     CONDA = "conda"
+    PYTHON = "python"  # python-build-standalone releases, for `uv python install`
 
 
 # The groups `--mirror`, presets and `mirror test --kind` speak of.
-GROUPS = ("github", "pypi", "torch", "hf", "conda")
+GROUPS = ("github", "pypi", "torch", "hf", "conda", "python")
 GROUP_OF = {
     MirrorKind.GITHUB_PREFIX: "github", MirrorKind.GITHUB_CLONE: "github",
     MirrorKind.GITHUB_HOST: "github", MirrorKind.PYPI: "pypi",
     MirrorKind.TORCH_INDEX: "torch", MirrorKind.TORCH_FIND_LINKS: "torch",
-    MirrorKind.HF: "hf", MirrorKind.CONDA: "conda",
+    MirrorKind.HF: "hf", MirrorKind.CONDA: "conda", MirrorKind.PYTHON: "python",
 }
 
 GITHUB = "https://github.com/"
@@ -120,6 +121,7 @@ class Selection:
     torch: Mirror | None = None
     hf: Mirror | None = None
     conda: Mirror | None = None
+    python: Mirror | None = None
     label: str = "none"  # the preset or mirror name the user gave, or auto / none
 
     def get(self, group: str) -> Mirror | None:
@@ -228,6 +230,24 @@ def map_hf_url(url: str, endpoint: str | None) -> str:
     if parts.hostname != "huggingface.co":
         return url
     return endpoint.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+# What UV_PYTHON_INSTALL_MIRROR replaces in the URLs uv downloads Python from (uv's
+# environment reference: https://docs.astral.sh/uv/reference/environment/#uv_python_install_mirror).
+# A python mirror serves <its url>/<release tag>/<asset>, like this folder.
+PBS_RELEASES = "https://github.com/astral-sh/python-build-standalone/releases/download"
+
+
+def python_install_mirror(selection: Selection) -> str | None:
+    """Pure: UV_PYTHON_INSTALL_MIRROR for a selection: the python mirror's URL; without one,
+    a GitHub prefix proxy in front of the release folder (a proxy that serves GitHub
+    releases serves these too); else None (uv's own default source)."""
+    if selection.python is not None:
+        return selection.python.url.rstrip("/")
+    github = selection.github
+    if github is not None and github.kind == MirrorKind.GITHUB_PREFIX:
+        return github.url + PBS_RELEASES
+    return None
 
 
 def variant_of(index_url: str | None) -> str | None:

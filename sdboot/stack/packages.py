@@ -17,7 +17,8 @@ from packaging.version import InvalidVersion, Version
 
 from sdboot.errors import SdbootError
 from sdboot.io.files import atomic_write
-from sdboot.io.runner import Runner, which
+from sdboot.io.runner import Runner
+from sdboot.machine.uv_python import find_uv as find_uv  # re-exported (steps use it)
 from sdboot.values import Profile
 
 INSTALL_TIMEOUT_S = 3600.0
@@ -51,18 +52,6 @@ class Installer:
         if self.kind == "uv":
             return [str(self.exe), "pip", "install", "--python", str(python)]
         return [str(python), "-m", "pip", "install"]
-
-
-def find_uv() -> str | None:
-    exe = which("uv")
-    if exe:
-        return exe
-    try:  # the optional dependency sdboot[uv] ships the binary inside a Python package
-        from uv import find_uv_bin
-
-        return str(find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        return None
 
 
 def choose_installer(prefer: str | None = None) -> Installer:

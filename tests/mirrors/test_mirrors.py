@@ -52,7 +52,8 @@ def test_shipped_table_has_every_kind_and_the_seed_proxy_marked_dead(table) -> N
     assert table.get("ghproxy").url == "https://ghproxy.com/"
     assert table.get("ghproxy").dead_since == "2023-11"
     assert table.presets["cn"] == {"github": "ghfast", "pypi": "tuna", "torch": "aliyun-torch",
-                                   "hf": "hf-mirror", "conda": "tuna-conda"}
+                                   "hf": "hf-mirror", "conda": "tuna-conda",
+                                   "python": "ghfast-python"}
     assert any("Stability-AI/stablediffusion" in s.from_url for s in table.substitutions)
 
 

@@ -1,6 +1,7 @@
 """venv environments, built by the Python the WebUI wants (3.10 for A1111 and Forge).
 find_python() looks for it the ways users have it: the Windows launcher (`py -3.10`),
-`python3.10` on PATH, pyenv, and uv-managed Pythons."""
+`python3.10` on PATH, pyenv, and uv-managed Pythons (install's preflight offers
+`uv python install` where none is found: machine/uv_python.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.io.files import remove_tree
 from sdboot.io.runner import Runner, which
 from sdboot.machine.envs import env_python
+from sdboot.machine.uv_python import find_uv, install_hint, uv_find_python
 
 VERSION_CHECK = "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"
 
@@ -41,25 +44,26 @@ def python_candidates(version: str) -> list[list[str]]:
     return found
 
 
-def find_python(version: str, runner: Runner) -> Path:
-    """An interpreter of exactly this X.Y, or SdbootError saying how to get one."""
+def locate_python(version: str, runner: Runner) -> Path | None:
+    """An interpreter of exactly this X.Y, or None. Never raises."""
     if sys.version_info[:2] == tuple(int(p) for p in version.split(".")):
         return Path(sys.executable)
     for argv in python_candidates(version):
         path = _ask(runner, argv, version)
         if path:
             return path
-    uv = which("uv")
-    if uv:
-        res = runner.run([uv, "python", "find", version], timeout=30)
-        if res.ok and res.stdout.strip():
-            return Path(res.stdout.strip().splitlines()[-1])
-    how = ("winget install Python.Python.3.10 (or python.org), then run again"
-           if sys.platform == "win32" else
-           f"uv python install {version}, pyenv install {version}, or your package manager "
-           f"(e.g. apt install python{version}-venv); or use --env conda")
-    raise SdbootError(f"Python {version} was not found (tried py, python{version}, pyenv, uv)",
-                      how, exit_code=1)
+    uv = find_uv()
+    return uv_find_python(uv, version, runner) if uv else None
+
+
+def find_python(version: str, runner: Runner) -> Path:
+    """An interpreter of exactly this X.Y, or SdbootError saying how to get one."""
+    found = locate_python(version, runner)
+    if found is not None:
+        return found
+    raise SdbootError(t("Python {version} was not found (tried py, python{version}, pyenv, "
+                        "uv)", version=version),
+                      install_hint(version, None, find_uv()), exit_code=1)
 
 
 @dataclass
