@@ -142,3 +142,25 @@ def test_ext_add_failure_hint_names_only_what_ext_add_takes(tmp_path):
     assert "zh-cn" in hint and "sdboot mirror test" in hint
     assert not (root / "extensions" / "sd-webui-thing").exists()
     assert not list((root / "extensions").glob(".*partial"))
+
+
+def test_a_dry_run_probes_no_mirror_it_is_given(tmp_path):
+    """install --dry-run --mirror NAME plans through the mirror without asking it anything
+    (docs/install.md: a named mirror is not probed; a dry run probes nothing)."""
+    from tests.world.githost import GitHost, closed_port
+
+    proxy = GitHost({}).start()
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "mirrors.yaml").write_text(
+        f"mirrors:\n  - {{name: loop, kind: github-prefix, url: '{proxy.url}'}}\n"
+        f"upstreams:\n  github: 'http://127.0.0.1:{closed_port()}/'\n")
+    try:
+        res = run_cli("install", str(tmp_path / "webui"), "--dry-run", "--profile", "cpu",
+                      "--mirror", "loop", env={"SDBOOT_CONFIG_DIR": str(config),
+                                               "SDBOOT_CACHE_DIR": str(tmp_path / "cache")})
+        assert res.returncode == 0, res.stderr
+        assert "were not checked" in res.stdout + res.stderr
+        assert "loop" in res.stdout and proxy.requests == []
+    finally:
+        proxy.stop()
