@@ -57,15 +57,22 @@ def cutoff(released: datetime, grace: timedelta = GRACE) -> str:
 
 
 def compile_argv(uv: str, inputs: Sequence[Path], exclude_newer: str,
-                 python_version: str = "3.10", index_url: str | None = None) -> list[str]:
+                 python_version: str = "3.10", index_url: str | None = None,
+                 constraints: Sequence[Path] = (), exempt: Sequence[str] = (),
+                 exempt_until: str | None = None) -> list[str]:
+    """`uv pip compile` as of `exclude_newer`; the names in `exempt` (the profile's torch
+    stack: the profile decides it, whatever its date) get `exempt_until` instead."""
     argv = [uv, "pip", "compile", "--quiet", "--universal", "--no-header",
             "--annotation-style", "split", "--exclude-newer", exclude_newer,
             "--python-version", python_version]
+    if exempt_until:
+        for name in exempt:
+            argv += ["--exclude-newer-package", f"{name}={exempt_until}"]
     if index_url:
         argv += ["--index-url", index_url]
-    for path in inputs:
-        argv += ["-r", str(path)]
-    return argv
+    for path in constraints:
+        argv += ["-c", str(path)]
+    return argv + [str(path) for path in inputs]
 
 
 def parse_compiled(text: str) -> list[Entry]:
@@ -126,9 +133,12 @@ def render(entries: Iterable[Entry], header: Sequence[str]) -> str:
 
 def resolve(uv: str, inputs: Sequence[Path], exclude_newer: str, runner: Runner,
             python_version: str = "3.10", index_url: str | None = None,
-            env: dict[str, str] | None = None, timeout: float = 900) -> list[Entry]:
+            env: dict[str, str] | None = None, timeout: float = 900,
+            constraints: Sequence[Path] = (), exempt: Sequence[str] = (),
+            exempt_until: str | None = None) -> list[Entry]:
     """Run the resolution; the entries without the torch stack's closure."""
-    argv = compile_argv(uv, inputs, exclude_newer, python_version, index_url)
+    argv = compile_argv(uv, inputs, exclude_newer, python_version, index_url, constraints,
+                        exempt, exempt_until)
     result = runner.run(argv, timeout=timeout, env=env)
     if not result.ok:
         raise SdbootError(t("the resolution as of {date} failed: {detail}", date=exclude_newer,
@@ -136,29 +146,6 @@ def resolve(uv: str, inputs: Sequence[Path], exclude_newer: str, runner: Runner,
                           t("check the index and the requirements files, then run it again"),
                           1)
     return drop_closure(parse_compiled(result.stdout))
-
-
-def names(path: Path) -> set[str]:
-    """The distribution names a constraints file pins (comments and blank lines skipped)."""
-    out = set()
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        match = _LINE.match(raw.split("#", 1)[0].strip())
-        if match:
-            out.add(str(canonicalize_name(match.group(1))))
-    return out
-
-
-def without(path: Path, skip: Iterable[str]) -> str:
-    """The file's pins except those of the names in `skip` (the profile's own pins and caps
-    win over a release's), comments kept."""
-    drop = {canonicalize_name(s) for s in skip}
-    kept = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        match = _LINE.match(raw.split("#", 1)[0].strip())
-        if match and canonicalize_name(match.group(1)) in drop:
-            continue
-        kept.append(raw)
-    return "\n".join(kept) + "\n"
 
 
 # --- the shipped files ----------------------------------------------------------------------
