@@ -63,10 +63,13 @@ def test_mirrors(
     """
     import time
 
+    from rich.text import Text
+
     from sdboot.cli.common import console, emit_json
     from sdboot.cli.render import render_health
-    from sdboot.cli.terminal import busy
+    from sdboot.cli.terminal import busy, say
     from sdboot.errors import SdbootError
+    from sdboot.io.datafile import doc_link
     from sdboot.mirrors.health import choose_auto, plan_candidates, rank, run_health, save_cache
     from sdboot.mirrors.loading import load_mirrors
     from sdboot.mirrors.table import GROUPS
@@ -99,13 +102,13 @@ def test_mirrors(
     if dead:
         err = console(json_mode=True)  # stderr: stdout may carry the JSON document
         if dead == tested:
-            err.print("nothing answered, upstreams and mirrors alike: you seem to be offline "
-                      "(check the network or the proxy settings, then run sdboot mirror test "
-                      "again)", markup=False, highlight=False)
+            say(err, Text(_("nothing answered, upstreams and mirrors alike: you seem to be "
+                            "offline (check the network or the proxy settings, then run "
+                            "sdboot mirror test again)")))
         else:
-            err.print(f"no candidate answered for: {', '.join(dead)} (downloads of that kind "
-                      "will fail until one does; add a mirror of your own: docs/mirrors.md)",
-                      markup=False, highlight=False)
+            say(err, Text(_("no candidate answered for: {kinds} (downloads of that kind will "
+                            "fail until one does; add a mirror of your own: {doc})").format(
+                kinds=", ".join(dead), doc=doc_link("mirrors"))))
         raise typer.Exit(1)
 
 

@@ -66,8 +66,8 @@ def render_profiles(con: Console, profiles: list[Profile]) -> None:
         con.print(f"[bold]{p.name:<{width}}[/bold]  torch {p.torch}  xformers "
                   f"{p.xformers or '-'}  python {p.python}", highlight=False)
         con.print(f"  {' ' * width}[dim]{p.description}{mark}[/dim]", highlight=False)
-    con.print("[dim]" + _("details: sdboot profiles show NAME; your own: "
-                          "docs/gpu-and-profiles.md") + "[/dim]")
+    say(con, Text(_("details: sdboot profiles show NAME; your own: {doc}").format(
+        doc=doc_link("gpu-and-profiles")), style="dim"))
 
 
 def render_profile(con: Console, p: Profile) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +165,21 @@ def test_a_dry_run_probes_no_mirror_it_is_given(tmp_path):
         assert "loop" in res.stdout and proxy.requests == []
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize(("lang", "suffix"), [("en", ".md"), ("zh_CN", ".zh-CN.md")])
+def test_pointers_to_the_docs_are_links_that_open(tmp_path, lang, suffix):
+    """doctor's and profiles list's pointers are file:// links to docs that exist (the
+    installed copy; tests/test_wheel.py checks the wheel's), in the reader's language."""
+    from urllib.parse import unquote, urlsplit
+
+    from tests.world.launchfiles import write_webui
+
+    env = {"SDBOOT_LANG": lang}
+    doctor = run_cli("doctor", str(write_webui(tmp_path / "webui")), "--offline", env=env)
+    profiles = run_cli("profiles", "list", env=env)
+    for res, name in ((doctor, "troubleshooting"), (profiles, "gpu-and-profiles")):
+        links = re.findall(r"file://\S+", res.stdout)
+        assert len(links) == 1, res.stdout
+        path = Path(unquote(urlsplit(links[0]).path))
+        assert path.name == name + suffix and path.is_file(), links
