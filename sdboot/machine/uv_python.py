@@ -58,9 +58,13 @@ def plan_python_install(version: str, uv: str | None,
     UV_PYTHON_INSTALL_DIR is left to uv (and to the user). None without uv."""
     if uv is None:
         return None
-    env = {MIRROR_VAR: mirror_url.rstrip("/")} if mirror_url else {}
     return PythonInstallPlan(version, (uv, "python", "install", version),
-                             (uv, "python", "find", version), env)
+                             (uv, "python", "find", version), mirror_env(mirror_url))
+
+
+def mirror_env(mirror_url: str | None) -> dict[str, str]:
+    """UV_PYTHON_INSTALL_MIRROR for a python mirror's URL; nothing for None."""
+    return {MIRROR_VAR: mirror_url.rstrip("/")} if mirror_url else {}
 
 
 def render_command(argv: tuple[str, ...] | list[str], env: Mapping[str, str],
@@ -82,8 +86,8 @@ def install_hint(version: str, mirror_url: str | None, uv: str | None = None,
     """Pure: the hint of "Python X.Y was not found", naming the uv command (with the
     mirror) first, then the other ways."""
     windows = sys.platform == "win32" if windows is None else windows
-    env = {MIRROR_VAR: mirror_url.rstrip("/")} if mirror_url else {}
-    command = render_command(["uv", "python", "install", version], env, windows)
+    command = render_command(["uv", "python", "install", version], mirror_env(mirror_url),
+                             windows)
     get_uv = "" if uv else t(" (uv first: pip install uv)")
     if windows:
         return t("run {command}{get_uv}, or winget install Python.Python.{version} "
