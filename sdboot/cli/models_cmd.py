@@ -7,9 +7,11 @@ from typing import Any
 
 import typer
 
-models_app = typer.Typer(help="Model files: put them in the right folder, list them with "
-                         "their hashes.", no_args_is_help=True)
-ext_app = typer.Typer(help="WebUI extensions, cloned through your mirror.",
+from sdboot.i18n import _, local, t
+
+models_app = typer.Typer(help=_("Model files: put them in the right folder, list them with "
+                         "their hashes."), no_args_is_help=True)
+ext_app = typer.Typer(help=_("WebUI extensions, cloned through your mirror."),
                       no_args_is_help=True)
 TYPES = "auto|checkpoint|vae|lora|embedding|hypernetwork"
 
@@ -25,8 +27,8 @@ def _root(webui: Path | None) -> Path:
 
     root = (webui or Path.cwd()).expanduser().resolve()
     if not is_webui(root):
-        raise SdbootError(f"{root} is not a Stable Diffusion WebUI checkout",
-                          "give --webui DIR, or run inside the WebUI folder")
+        raise SdbootError(t("{dir} is not a Stable Diffusion WebUI checkout", dir=root),
+                          t("give --webui DIR, or run inside the WebUI folder"))
     return root
 
 
@@ -42,36 +44,36 @@ def _fetch_json(url: str, headers: dict[str, str]) -> Any:
         return None
 
 
-@models_app.command("add")
+@models_app.command("add", help=_(
+    "Put a model where the WebUI looks for it.\n"
+    "\n"
+    "The type comes from the file's header (safetensors tensor names; for .ckpt/.pt the\n"
+    "names in the pickle, read without running it): checkpoint -> models/Stable-diffusion,\n"
+    "VAE -> models/VAE, LoRA/LyCORIS -> models/Lora, embedding -> embeddings, hypernetwork\n"
+    "-> models/hypernetworks. Downloads go through HF_ENDPOINT for Hugging Face, use\n"
+    "CIVITAI_TOKEN for Civitai (never logged, never sent elsewhere), resume after a cut,\n"
+    "and are checked against the sha256 (--sha256, Civitai's, or Hugging Face's).\n"
+    "A file name from a URL or a server must be a plain name (else it is refused: give\n"
+    "--name), and an existing file is never replaced without --force."))
 def add(
     source: str = typer.Argument(..., metavar="PATH_OR_URL",
-                                 help="A local file, a Hugging Face resolve URL, or a Civitai "
-                                 "model URL."),
-    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help="The WebUI folder."),
+                                 help=_("A local file, a Hugging Face resolve URL, or a Civitai "
+                                 "model URL.")),
+    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help=_("The WebUI folder.")),
     kind: str = typer.Option("auto", "--type", metavar=TYPES,
-                             help="What the file is (default: read from its header)."),
+                             help=_("What the file is (default: read from its header).")),
     sha256: str | None = typer.Option(None, "--sha256", metavar="HEX",
-                                      help="Refuse the file unless it has this sha256."),
-    move: bool = typer.Option(False, "--move", help="Move a local file instead of copying."),
-    insecure: bool = typer.Option(False, "--insecure", help="Allow a plain-http URL."),
+                                      help=_("Refuse the file unless it has this sha256.")),
+    move: bool = typer.Option(False, "--move", help=_("Move a local file instead of copying.")),
+    insecure: bool = typer.Option(False, "--insecure", help=_("Allow a plain-http URL.")),
     name: str | None = typer.Option(None, "--name", metavar="NAME",
-                                    help="Save the model under this file name (a plain name, "
-                                    "no folders) instead of the one from the URL or server."),
+                                    help=_("Save the model under this file name (a plain name, "
+                                    "no folders) instead of the one from the URL or server.")),
     force: bool = typer.Option(False, "--force",
-                               help="Replace a file of the same name in the target folder "
-                               "(without it, an existing file is never overwritten)."),
+                               help=_("Replace a file of the same name in the target folder "
+                               "(without it, an existing file is never overwritten).")),
 ) -> None:
-    """Put a model where the WebUI looks for it.
-
-    The type comes from the file's header (safetensors tensor names; for .ckpt/.pt the
-    names in the pickle, read without running it): checkpoint -> models/Stable-diffusion,
-    VAE -> models/VAE, LoRA/LyCORIS -> models/Lora, embedding -> embeddings, hypernetwork
-    -> models/hypernetworks. Downloads go through HF_ENDPOINT for Hugging Face, use
-    CIVITAI_TOKEN for Civitai (never logged, never sent elsewhere), resume after a cut,
-    and are checked against the sha256 (--sha256, Civitai's, or Hugging Face's).
-    A file name from a URL or a server must be a plain name (else it is refused: give
-    --name), and an existing file is never replaced without --force.
-    """
+    # no docstring: typer would show it untranslated (help= above)
     import re
 
     from sdboot.addons.models import ModelType, short_hash
@@ -85,13 +87,15 @@ def add(
     root = _root(webui)
     wanted = None if kind == "auto" else kind
     if wanted is not None and wanted not in [t.value for t in ModelType if t.value != "unknown"]:
-        raise SdbootError(f"unknown --type '{kind}'", f"use one of {TYPES}")
+        raise SdbootError(t("unknown --type '{kind}'", kind=kind),
+                          t("use one of {types}", types=TYPES))
     if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
-        raise SdbootError("--sha256 must be 64 hex digits", "copy it from the model's page")
+        raise SdbootError(t("--sha256 must be 64 hex digits"),
+                          t("copy it from the model's page"))
     con = console()
-    local = Path(source).expanduser()
-    if local.exists():
-        target, placed, notes = place(root, local, ModelType(wanted) if wanted else None,
+    path = Path(source).expanduser()
+    if path.exists():
+        target, placed, notes = place(root, path, ModelType(wanted) if wanted else None,
                                       move, sha256, name=name, force=force)
     else:
         import os
@@ -108,25 +112,28 @@ def add(
         src = plan_source(source, env, fetch_json=_fetch_json, name=name,
                           prefer_modelscope=hf is not None and hf.region == "cn")
         if src.url.startswith("http://") and not is_loopback(src.url) and not insecure:
-            raise SdbootError(f"{mask(src.url)} is plain http", "use https, or --insecure")
+            raise SdbootError(t("{url} is plain http", url=mask(src.url)),
+                              t("use https, or --insecure"))
         progress = _progress(con, src.name or src.fallback or "download")
         try:
             file, digest, resumed = fetch(root, src, sha256, progress.update)
         finally:
             progress.close()
         if resumed:
-            con.print(f"the download broke off and was resumed {resumed} time(s)")
+            con.print(_("the download broke off and was resumed {count} time(s)").format(
+                count=resumed))
         target, placed, notes = place(root, file, ModelType(wanted) if wanted else None,
                                       move=True, force=force, downloaded=True)
         if digest:
-            con.print(f"sha256 {digest} verified (short {short_hash(digest)})",
-                      highlight=False)
+            con.print(_("sha256 {digest} verified (short {short})").format(
+                digest=digest, short=short_hash(digest)), highlight=False)
         else:
-            notes.append("the source publishes no sha256 and none was given (--sha256): "
-                         "the file is not verified")
+            notes.append(t("the source publishes no sha256 and none was given (--sha256): "
+                           "the file is not verified"))
     for note in notes:
-        con.print(f"note: {mask(note)}", style="yellow", markup=False)
-    con.print(f"{placed}: {mask(shown_path(root, target))}", markup=False,
+        con.print(_("note: {note}").format(note=mask(local(note))), style="yellow",
+                  markup=False)
+    con.print(f"{local(placed)}: {mask(shown_path(root, target))}", markup=False,
               highlight=False)
 
 
@@ -165,14 +172,15 @@ def _progress(con: Any, name: str) -> _Plain | _Bar:
     return _Bar(con, name) if con.is_terminal else _Plain()
 
 
-@models_app.command("list")
+@models_app.command("list", help=_(
+    "Models with type, size, folder and the short hash the WebUI and Civitai show (the\n"
+    "first 10 hex digits of the sha256; cached until the file changes)."))
 def list_models_cmd(
-    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help="The WebUI folder."),
-    no_hash: bool = typer.Option(False, "--no-hash", help="Skip the sha256 (fast)."),
-    json_out: bool = typer.Option(False, "--json", help="Print sdboot.models/1 JSON."),
+    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help=_("The WebUI folder.")),
+    no_hash: bool = typer.Option(False, "--no-hash", help=_("Skip the sha256 (fast).")),
+    json_out: bool = typer.Option(False, "--json", help=_("Print sdboot.models/1 JSON.")),
 ) -> None:
-    """Models with type, size, folder and the short hash the WebUI and Civitai show (the
-    first 10 hex digits of the sha256; cached until the file changes)."""
+    # no docstring: typer would show it untranslated (help= above)
     from sdboot.addons.models import short_hash
     from sdboot.addons.placing import list_models
     from sdboot.cli.common import console, emit_json
@@ -185,39 +193,41 @@ def list_models_cmd(
         return
     con = console()
     if not entries:
-        con.print("No model files (models/Stable-diffusion is empty).")
+        con.print(_("No model files (models/Stable-diffusion is empty)."))
     for e in entries:
         size = f"{e.size / 1024**3:.2f} GB" if e.size >= 1024**3 else f"{e.size / 1024**2:.1f} MB"
         kind = "corrupt" if e.problem else str(e.type)
         con.print(f"{kind:<12} {size:>10}  {short_hash(e.sha256) if e.sha256 else '-':<10}"
-                  f"  {e.path}" + (f"  ({e.problem})" if e.problem else ""),
+                  f"  {e.path}" + (f"  ({local(e.problem)})" if e.problem else ""),
                   markup=False, highlight=False)
 
 
-@ext_app.command("add")
+@ext_app.command("add", help=_(
+    "Clone an extension into extensions/, through the WebUI's mirror (env mode). The\n"
+    "folder name comes from the URL and must be a plain name; a credential in the URL is\n"
+    "never printed."))
 def ext_add(
     what: str = typer.Argument(..., metavar="URL_OR_NAME",
-                               help="A git URL, or a known name (zh-cn, controlnet)."),
-    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help="The WebUI folder."),
+                               help=_("A git URL, or a known name (zh-cn, controlnet).")),
+    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help=_("The WebUI folder.")),
 ) -> None:
-    """Clone an extension into extensions/, through the WebUI's mirror (env mode). The
-    folder name comes from the URL and must be a plain name; a credential in the URL is
-    never printed."""
+    # no docstring: typer would show it untranslated (help= above)
     from sdboot.addons.extensions import add_extension
     from sdboot.cli.common import console
     from sdboot.io.mask import mask
 
     root = _root(webui)
     path, url = add_extension(root, what)
-    console().print(f"cloned {mask(url)} into {path.relative_to(root.resolve())}; restart "
-                    "the WebUI to load it", markup=False, highlight=False)
+    console().print(_("cloned {url} into {path}; restart the WebUI to load it").format(
+        url=mask(url), path=path.relative_to(root.resolve())), markup=False, highlight=False)
 
 
-@ext_app.command("list")
+@ext_app.command("list", help=_(
+    "Installed extensions and their commits."))
 def ext_list(
-    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help="The WebUI folder."),
+    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help=_("The WebUI folder.")),
 ) -> None:
-    """Installed extensions and their commits."""
+    # no docstring: typer would show it untranslated (help= above)
     from sdboot.addons.extensions import list_extensions
     from sdboot.cli.common import console
     from sdboot.io.mask import mask
@@ -225,7 +235,7 @@ def ext_list(
     con = console()
     rows = list_extensions(_root(webui))
     if not rows:
-        con.print("No extensions.")
+        con.print(_("No extensions."))
     for name, commit, origin in rows:
         con.print(f"{mask(name):<40} {commit[:10] if commit else '-':<10}  "
                   f"{mask(origin or '')}",
