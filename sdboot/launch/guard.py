@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import _, t
 from sdboot.io.files import atomic_write
 from sdboot.io.mask import mask_env as mask_env  # the one mask, re-exported
 from sdboot.io.runner import Runner, exec_replace, quote
@@ -80,18 +81,18 @@ def plan_args(req: LaunchRequest, gpu: GpuInfo, webui_version: str | None,
     if req.memory == "auto":
         auto = vram_flags(gpu, webui_version)
         ours += auto
-        notes.append(f"--auto: {' '.join(auto) or 'no memory flag'} for "
-                     f"{_vram(gpu)} of VRAM")
+        notes.append(t("--auto: {flags} for {vram} of VRAM", flags=" ".join(auto)
+                       or t("no memory flag"), vram=_vram(gpu)))
     elif req.memory:
         ours.append(req.memory)
     if req.xformers:
         if xformers_ok:
             ours.append("--xformers")
         else:
-            notes.append("--xformers left out: " + ("xformers is not installed"
-                                                    if xformers_ok is None else
-                                                    "the installed xformers was built for "
-                                                    "another torch (sdboot doctor --fix)"))
+            notes.append(t("--xformers left out: xformers is not installed")
+                         if xformers_ok is None else
+                         t("--xformers left out: the installed xformers was built for another "
+                           "torch (sdboot doctor --fix)"))
     if req.listen:
         ours.append("--listen")
     if req.port is not None:
@@ -102,8 +103,8 @@ def plan_args(req: LaunchRequest, gpu: GpuInfo, webui_version: str | None,
     if "--xformers" in inherited and not xformers_ok:
         inherited = [a for a in inherited if a != "--xformers"]
         if not req.xformers:
-            notes.append("--xformers (from webui-user / the install) left out: the installed "
-                         "xformers does not match torch")
+            notes.append(t("--xformers (from webui-user / the install) left out: the "
+                           "installed xformers does not match torch"))
     if req.memory:  # --auto / --medvram / --lowvram decide the memory mode alone
         inherited = [a for a in inherited if a not in MEMORY_FLAGS]
     if cpu:  # no VRAM and no CUDA ops on the CPU
@@ -112,22 +113,24 @@ def plan_args(req: LaunchRequest, gpu: GpuInfo, webui_version: str | None,
         ours = [a for a in ours if a not in gpu_only]
         inherited = [a for a in inherited if a not in gpu_only]
         if dropped:
-            notes.append(f"on the CPU: {' '.join(dict.fromkeys(dropped))} left out")
+            notes.append(t("on the CPU: {flags} left out",
+                           flags=" ".join(dict.fromkeys(dropped))))
     args = _dedupe(ours + inherited + list(req.extra))
     memory = [a for a in args if a in MEMORY_FLAGS]
     if len(memory) > 1:  # one memory mode: the first (sdboot's, then yours, then recorded)
         args = [a for a in args if a not in MEMORY_FLAGS or a == memory[0]]
-        notes.append(f"memory flag: {memory[0]} (left out: {' '.join(memory[1:])})")
+        notes.append(t("memory flag: {flag} (left out: {others})", flag=memory[0],
+                       others=" ".join(memory[1:])))
     if "--listen" in args and not any(a.startswith(("--gradio-auth", "--api-auth"))
                                       for a in args):
-        notes.append("warning: --listen without --gradio-auth: anyone on your network can "
-                     "use this WebUI (add -- --gradio-auth user:password)")
+        notes.append(t("warning: --listen without --gradio-auth: anyone on your network can "
+                       "use this WebUI (add -- --gradio-auth user:password)"))
     return args, notes
 
 
 def _vram(gpu: GpuInfo) -> str:
     sizes = [d.memory_total_mib for d in gpu.gpus if d.memory_total_mib]
-    return f"{min(sizes) / 1024:.0f} GB" if sizes else "unknown"
+    return f"{min(sizes) / 1024:.0f} GB" if sizes else t("unknown")
 
 
 # --- the guard -------------------------------------------------------------------------------
@@ -243,8 +246,8 @@ def user_commandline_args() -> list[str]:
     try:
         return shlex.split(os.environ.get("COMMANDLINE_ARGS", ""))
     except ValueError as exc:
-        raise SdbootError(f"COMMANDLINE_ARGS cannot be parsed: {exc}",
-                          "fix the quoting in your environment or webui-user") from None
+        raise SdbootError(t("COMMANDLINE_ARGS cannot be parsed: {error}", error=exc),
+                          t("fix the quoting in your environment or webui-user")) from None
 
 
 def hand_over(plan: LaunchPlan) -> int:
@@ -263,7 +266,7 @@ def hand_over(plan: LaunchPlan) -> int:
                             on_line=lambda line: print(line, flush=True))
         if not restart.exists():
             return res.returncode
-        print("The WebUI asked for a restart: starting it again.", file=sys.stderr)
+        print(_("The WebUI asked for a restart: starting it again."), file=sys.stderr)
 
 
 # --- putting it together ---------------------------------------------------------------------
@@ -279,8 +282,8 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
 
     root = (webui_dir.expanduser().resolve() if webui_dir is not None else Path.cwd())
     if not is_webui(root):
-        raise SdbootError(f"{root} is not a Stable Diffusion WebUI checkout",
-                          "give WEBUI_DIR, or run sdboot install first")
+        raise SdbootError(t("{dir} is not a Stable Diffusion WebUI checkout", dir=root),
+                          t("give WEBUI_DIR, or run sdboot install first"))
     facts = DoctorFacts(root, runner=runner)
     python, how = facts.python
     if python is None and facts.broken_env is not None:
@@ -288,8 +291,9 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
 
         return LaunchPlan([], {}), [env_broken_finding(*facts.broken_env)]
     if python is None:
-        raise SdbootError(f"no Python environment for {root}: {how}",
-                          f"create it: sdboot install {quote([str(root)])}", exit_code=1)
+        raise SdbootError(t("no Python environment for {dir}: {reason}", dir=root, reason=how),
+                          t("create it: {command}",
+                            command=f"sdboot install {quote([str(root)])}"), exit_code=1)
     from sdboot.doctor.checkout import start_findings
 
     # a folder of repositories/ that is broken or that git refuses stops the WebUI at start
@@ -304,18 +308,20 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
                                            numpy_pin=facts.numpy_pin,
                                            chosen=source != "resolver")
     cpu = False
-    notes = [f"warning: {f.code}: {f.message}" for f in checkout_warnings]
+    notes: list[str] = [t("warning: {code}: {text}", code=f.code, text=f.message)
+                        for f in checkout_warnings]
     if not ok:
         if req.allow_cpu and all(f.code in CPU_CODES for f in errors):
             cpu = True
-            notes.append("--allow-cpu: running on the CPU (" + errors[0].code + ")")
+            notes.append(t("--allow-cpu: running on the CPU ({code})", code=errors[0].code))
         else:
             return LaunchPlan([], {}), errors
     elif gfacts.get("cpu_build"):
         cpu = True  # CPU torch and no NVIDIA GPU: the WebUI needs the CPU flags
     elif gfacts.get("on_cpu") and expected is not None:
         cpu = True  # a cpu profile's CUDA build, no usable GPU: on the CPU, as chosen
-        notes.append(f"profile {expected.name}: running on the CPU (no usable NVIDIA GPU)")
+        notes.append(t("profile {name}: running on the CPU (no usable NVIDIA GPU)",
+                       name=expected.name))
     record = facts.record
     webui_version = facts.webui.version if facts.webui else None
     args, arg_notes = plan_args(req, facts.gpu, webui_version,
@@ -323,7 +329,8 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
                                 user_commandline_args(), gfacts.get("xformers_ok"), cpu)
     notes += arg_notes
     if cached:
-        notes.insert(0, "guard: torch stack unchanged since the last check (cached verdict)")
+        notes.insert(0, t("guard: torch stack unchanged since the last check (cached "
+                          "verdict)"))
     from sdboot.mirrors.status import webui_selection
 
     selection = webui_selection(root, facts.mirrors)
@@ -343,8 +350,8 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
         env_set.update(constraint_env(None, build_file))
     if constraints.is_file() and "PIP_CONSTRAINT" not in env_set:
         # the pins describe a stack that is not installed: pip would refuse every install
-        notes.append("the installed torch is not the pinned one: PIP_CONSTRAINT left out "
-                     "(sdboot doctor --fix restores the pinned stack)")
+        notes.append(t("the installed torch is not the pinned one: PIP_CONSTRAINT left out "
+                       "(sdboot doctor --fix restores the pinned stack)"))
     env_set["COMMANDLINE_ARGS"] = ""  # the flags are all in argv, none twice
     argv = [str(python), str(root / "launch.py"), *args]
     return LaunchPlan(argv, env_set, menv.unset, notes, root), []
