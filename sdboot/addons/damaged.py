@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sdboot.addons.models import Inspection, inspect_model
 from sdboot.errors import SdbootError
+from sdboot.i18n import Text, t
 from sdboot.io.files import inside, move_no_clobber
 
 # --- damaged files and doctor's moves (through the file funnel) ---------------------------
@@ -15,13 +16,13 @@ from sdboot.io.files import inside, move_no_clobber
 QUARANTINE = ".sdboot/quarantine"
 
 
-def real_file_hint(found: Inspection) -> str:
+def real_file_hint(found: Inspection) -> Text:
     """How to get the real file in place of a damaged one."""
     if found.lfs_sha256:
-        return (f"get the real file: sdboot models add URL --sha256 {found.lfs_sha256} (the "
-                "pointer's sha256; in a git clone: git lfs pull)")
-    return ("get the real file: sdboot models add URL --sha256 HEX (the URL and sha256 from "
-            "the model's page)")
+        return t("get the real file: {command} (the pointer's sha256; in a git clone: git lfs "
+                 "pull)", command=f"sdboot models add URL --sha256 {found.lfs_sha256}")
+    return t("get the real file: sdboot models add URL --sha256 HEX (the URL and sha256 from "
+             "the model's page)")
 
 
 def refuse_damaged(file: Path) -> None:
@@ -29,7 +30,8 @@ def refuse_damaged(file: Path) -> None:
     HTML page, an empty, truncated or malformed model file."""
     found = inspect_model(file)
     if found.problem:
-        raise SdbootError(f"{file.name} is {found.problem}", real_file_hint(found),
+        raise SdbootError(t("{name} is {problem}", name=file.name, problem=found.problem),
+                          real_file_hint(found),
                           exit_code=1)
 
 
@@ -50,8 +52,9 @@ def model_folder(root: Path, folder: Path, what: str = "the model folder") -> Pa
         if step.is_symlink():
             target = step.resolve()
             if not target.is_dir():
-                raise SdbootError(f"{step} is a link to {target}, which is not a folder",
-                                  "point the link at your models folder, or remove it",
+                raise SdbootError(t("{path} is a link to {target}, which is not a folder",
+                                    path=step, target=target),
+                                  t("point the link at your models folder, or remove it"),
                                   exit_code=2)
             current = target
         else:
@@ -75,8 +78,8 @@ def _move_inside(root: Path, src: Path, dst: Path) -> None:
         try:
             os.symlink(target, dst)  # fails when dst exists: nothing is replaced
         except FileExistsError:
-            raise SdbootError(f"{dst} already exists: not replacing it",
-                              "move or rename that file yourself first",
+            raise SdbootError(t("{path} already exists: not replacing it", path=dst),
+                              t("move or rename that file yourself first"),
                               exit_code=1) from None
         os.unlink(src)
         return
@@ -86,9 +89,10 @@ def _move_inside(root: Path, src: Path, dst: Path) -> None:
 def move_model(root: Path, src: Path, dst: Path) -> Path:
     """doctor's model-misplaced fix: src to dst inside the WebUI, refusing when dst exists."""
     if os.path.lexists(dst):
-        raise SdbootError(f"{dst} already exists: not replacing it with {src.name}",
-                          "compare the two files (sdboot models list), then remove or "
-                          "rename one of them", exit_code=1)
+        raise SdbootError(t("{path} already exists: not replacing it with {name}", path=dst,
+                            name=src.name),
+                          t("compare the two files (sdboot models list), then remove or "
+                            "rename one of them"), exit_code=1)
     _move_inside(root, src, dst)
     return dst
 
@@ -109,8 +113,9 @@ def quarantine(root: Path, src: Path) -> Path:
                 continue  # taken meanwhile: the next name
             raise
         return dst
-    raise SdbootError(f"{folder} holds 1000 files named like {src.name}",
-                      "empty the quarantine folder", exit_code=1)
+    raise SdbootError(t("{path} holds 1000 files named like {name}", path=folder,
+                        name=src.name),
+                      t("empty the quarantine folder"), exit_code=1)
 
 
 def fix_command(argv: list[str]) -> int:
@@ -133,8 +138,8 @@ def fix_command(argv: list[str]) -> int:
                 return 0
             print(f"moved {src} to {quarantine(root, src)}")
         else:
-            raise SdbootError(f"bad arguments {argv!r}", "move ROOT SRC DST | quarantine ROOT "
-                              "SRC", exit_code=2)
+            raise SdbootError(t("bad arguments {argv}", argv=repr(argv)),
+                              "move ROOT SRC DST | quarantine ROOT SRC", exit_code=2)
     except SdbootError as exc:
         print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
         return exc.exit_code

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from sdboot.i18n import N_, t
 from sdboot.values import StrEnum
 
 MAX_HEADER = 100 * 1024 * 1024  # safetensors caps its header at 100 MB
@@ -49,6 +50,10 @@ class _Corrupt(Exception):
     """Internal: what a file in a model folder really is, when the WebUI cannot load it."""
 
 
+_NOT_JSON_OBJECT = N_("not a safetensors: its header is not a JSON object")
+_NO_ZIP64_END = N_("a damaged zip: its zip64 end record is missing")
+
+
 @dataclass(frozen=True)
 class Inspection:
     """What a model file is, from its size, first bytes and header (or zip directory)."""
@@ -70,21 +75,24 @@ def _is_text(raw: bytes) -> bool:
 def _sniff(head: bytes, size: int) -> tuple[str | None, str | None]:
     """A problem any model file can have, from its first bytes: (problem, LFS sha256)."""
     if size == 0:
-        return "an empty file (0 bytes): the download or copy never wrote anything", None
+        return t("an empty file (0 bytes): the download or copy never wrote anything"), None
     if head.startswith(LFS_MAGIC) and size <= 1024:
         text = head.decode("ascii", "replace")
         oid = re.search(r"^oid sha256:([0-9a-f]{64})\s*$", text, re.M)
         real = re.search(r"^size (\d+)\s*$", text, re.M)
-        of = f" of a {int(real.group(1)):,}-byte file" if real else ""
-        return (f"a git-LFS pointer{of} ({size} bytes of text), not the model: it was "
-                "cloned or downloaded without git-lfs", oid.group(1) if oid else None)
+        pointer = t("a git-LFS pointer of a {real}-byte file ({size} bytes of text), not the "
+                  "model: it was cloned or downloaded without git-lfs",
+                  real=f"{int(real.group(1)):,}", size=size) if real else \
+            t("a git-LFS pointer ({size} bytes of text), not the model: it was cloned or "
+              "downloaded without git-lfs", size=size)
+        return pointer, oid.group(1) if oid else None
     lowered = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if lowered.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
-        return ("an HTML page saved as a model (a login, error or download page), not the "
-                "model: the real file was never fetched"), None
+        return t("an HTML page saved as a model (a login, error or download page), not the "
+                 "model: the real file was never fetched"), None
     if lowered.startswith(b"<?xml"):
-        return ("an XML page saved as a model (often an 'Access denied' or expired-link "
-                "error), not the model"), None
+        return t("an XML page saved as a model (often an 'Access denied' or expired-link "
+                 "error), not the model"), None
     return None, None
 
 
@@ -92,28 +100,30 @@ def _safetensors_keys(fh: BinaryIO, head: bytes, size: int) -> list[str]:
     """The tensor names from a safetensors header, read with at most MAX_HEADER bytes and
     never more than the file holds; raises _Corrupt when the WebUI could not load it."""
     if size < 8 or len(head) < 8:
-        raise _Corrupt(f"truncated: {size} bytes, less than a safetensors header")
+        raise _Corrupt(t("truncated: {size} bytes, less than a safetensors header", size=size))
     (length,) = struct.unpack("<Q", head[:8])
     if length > MAX_HEADER:
         if _is_text(head[:64]):
-            raise _Corrupt(f"a text file ('{_text_start(head)}...'), not a safetensors")
-        raise _Corrupt(f"not a safetensors: its header length field says {length:,} bytes "
-                       "(the format allows at most 100 MB)")
+            raise _Corrupt(t("a text file ('{start}...'), not a safetensors",
+                             start=_text_start(head)))
+        raise _Corrupt(t("not a safetensors: its header length field says {length} bytes "
+                         "(the format allows at most 100 MB)", length=f"{length:,}"))
     if length < 2:
-        raise _Corrupt("not a safetensors: its header is empty")
+        raise _Corrupt(t("not a safetensors: its header is empty"))
     if 8 + length > size:
-        raise _Corrupt(f"truncated, or not a safetensors: the header alone needs {length:,} "
-                       f"bytes and the file holds {size - 8:,} after the length field")
+        raise _Corrupt(t("truncated, or not a safetensors: the header alone needs {length} "
+                         "bytes and the file holds {held} after the length field",
+                         length=f"{length:,}", held=f"{size - 8:,}"))
     fh.seek(8)
     raw = fh.read(length)
     if len(raw) != length or not raw.lstrip(b" ").startswith(b"{"):
-        raise _Corrupt("not a safetensors: its header is not a JSON object")
+        raise _Corrupt(t(_NOT_JSON_OBJECT))
     try:
         header = json.loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise _Corrupt("not a safetensors: its header is not valid JSON") from None
+        raise _Corrupt(t("not a safetensors: its header is not valid JSON")) from None
     if not isinstance(header, dict):
-        raise _Corrupt("not a safetensors: its header is not a JSON object")
+        raise _Corrupt(t(_NOT_JSON_OBJECT))
     end = 0
     keys = []
     for key, entry in header.items():
@@ -123,14 +133,15 @@ def _safetensors_keys(fh: BinaryIO, head: bytes, size: int) -> list[str]:
         if not (isinstance(offsets, list) and len(offsets) == 2
                 and all(type(o) is int and o >= 0 for o in offsets)
                 and offsets[0] <= offsets[1]):
-            raise _Corrupt(f"a damaged safetensors header: tensor {key[:60]!r} has no valid "
-                           "data_offsets")
+            raise _Corrupt(t("a damaged safetensors header: tensor {key} has no valid "
+                             "data_offsets", key=repr(key[:60])))
         end = max(end, offsets[1])
         keys.append(key)
     need = 8 + length + end
     if need > size:
-        raise _Corrupt(f"truncated: its header promises {need:,} bytes, the file holds "
-                       f"{size:,} ({100 * size // need}%): the download broke off")
+        raise _Corrupt(t("truncated: its header promises {need} bytes, the file holds "
+                         "{size} ({percent}%): the download broke off", need=f"{need:,}",
+                         size=f"{size:,}", percent=100 * size // need))
     return keys
 
 
@@ -142,27 +153,27 @@ def _zip_directory(fh: BinaryIO, size: int) -> tuple[int, int, int]:
     tail = fh.read(tail_len)
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < 22:
-        raise _Corrupt("a truncated zip (its end, the central directory, is missing): the "
-                       "download or copy broke off")
+        raise _Corrupt(t("a truncated zip (its end, the central directory, is missing): the "
+                         "download or copy broke off"))
     _, _, _, _, entries, cd_size, cd_offset, _ = struct.unpack("<4s4H2LH", tail[at:at + 22])
     if entries == 0xFFFF or 0xFFFFFFFF in (cd_size, cd_offset):
         loc = at - 20
         if loc < 0 or tail[loc:loc + 4] != b"PK\x06\x07":
-            raise _Corrupt("a damaged zip: its zip64 end record is missing")
+            raise _Corrupt(t(_NO_ZIP64_END))
         (z64_at,) = struct.unpack("<Q", tail[loc + 8:loc + 16])
         if z64_at + 56 > size:
-            raise _Corrupt("a damaged zip: its zip64 end record points past the file")
+            raise _Corrupt(t("a damaged zip: its zip64 end record points past the file"))
         fh.seek(z64_at)
         rec = fh.read(56)
         if len(rec) != 56 or rec[:4] != b"PK\x06\x06":
-            raise _Corrupt("a damaged zip: its zip64 end record is missing")
+            raise _Corrupt(t(_NO_ZIP64_END))
         entries, cd_size, cd_offset = struct.unpack("<3Q", rec[32:56])
     if cd_offset + cd_size > size:
-        raise _Corrupt("a truncated or damaged zip: its directory points past the end of "
-                       "the file")
+        raise _Corrupt(t("a truncated or damaged zip: its directory points past the end of "
+                         "the file"))
     if entries > MAX_ZIP_ENTRIES or cd_size > MAX_ZIP_DIRECTORY:
-        raise _Corrupt(f"not a torch file: its zip directory claims {entries:,} entries in "
-                       f"{cd_size:,} bytes")
+        raise _Corrupt(t("not a torch file: its zip directory claims {entries} entries in "
+                         "{size} bytes", entries=f"{entries:,}", size=f"{cd_size:,}"))
     return entries, cd_size, cd_offset
 
 
@@ -189,32 +200,34 @@ def _torch_zip_names(fh: BinaryIO, size: int, limit: int) -> list[str] | None:
     try:
         zf = zipfile.ZipFile(fh)
     except _ZIP_ERRORS as exc:
-        raise _Corrupt(f"a damaged zip ({exc})") from None
+        raise _Corrupt(t("a damaged zip ({error})", error=exc)) from None
     with zf:
         infos = zf.infolist()
         for info in infos:
             if info.flag_bits & 0x1:
-                raise _Corrupt(f"an encrypted zip ({info.filename[:60]} needs a password): "
-                               "torch cannot read it")
+                raise _Corrupt(t("an encrypted zip ({name} needs a password): torch cannot "
+                                 "read it", name=info.filename[:60]))
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise _Corrupt(f"a zip with compression method {info.compress_type}, "
-                               "which torch cannot read")
+                raise _Corrupt(t("a zip with compression method {method}, which torch "
+                                 "cannot read", method=info.compress_type))
             if info.header_offset + info.compress_size > size:
-                raise _Corrupt("a truncated zip: its entries run past the end of the file")
+                raise _Corrupt(t("a truncated zip: its entries run past the end of the "
+                                 "file"))
         pkl = next((i for i in infos if i.filename.endswith("data.pkl")), None)
         if pkl is None:
-            raise _Corrupt("a zip without data.pkl: not a file saved by torch")
+            raise _Corrupt(t("a zip without data.pkl: not a file saved by torch"))
         if pkl.file_size > limit:
             return None
         try:
             data = zf.read(pkl)
         except _ZIP_ERRORS as exc:
-            raise _Corrupt(f"a damaged zip: {pkl.filename[:60]} cannot be read "
-                           f"({exc})") from None
+            raise _Corrupt(t("a damaged zip: {name} cannot be read ({error})",
+                             name=pkl.filename[:60], error=exc)) from None
     try:
         return _pickle_strings(data)
     except ValueError:
-        raise _Corrupt("a damaged torch file: its data.pkl is not a complete pickle") from None
+        raise _Corrupt(t("a damaged torch file: its data.pkl is not a complete "
+                         "pickle")) from None
 
 
 def _pickle_names(fh: BinaryIO, head: bytes, size: int, limit: int) -> list[str] | None:
@@ -237,8 +250,8 @@ def _pickle_names(fh: BinaryIO, head: bytes, size: int, limit: int) -> list[str]
         try:
             return _pickle_strings(fh.read(min(limit, 1 << 20)))
         except ValueError:
-            raise _Corrupt(f"a text file ('{_text_start(head)}'), not a torch "
-                           "file") from None
+            raise _Corrupt(t("a text file ('{start}'), not a torch file",
+                             start=_text_start(head))) from None
     return None
 
 
@@ -259,8 +272,8 @@ def inspect_model(path: Path, limit: int = 64 * 1024 * 1024) -> Inspection:
                 keys = _safetensors_keys(fh, head, size)
             elif suffix in (".ckpt", ".pt", ".pth"):
                 keys = _pickle_names(fh, head, size, limit)
-    except _Corrupt as exc:
-        return Inspection(ModelType.UNKNOWN, (), str(exc))
+    except _Corrupt as exc:  # its argument is a t() text: translated where people read it
+        return Inspection(ModelType.UNKNOWN, (), exc.args[0])
     except (OSError, MemoryError, ValueError, RecursionError, struct.error):
         return Inspection(ModelType.UNKNOWN)  # unreadable, or changing while read
     return Inspection(classify_keys(keys) if keys else ModelType.UNKNOWN, tuple(keys or ()))

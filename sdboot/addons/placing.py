@@ -27,6 +27,7 @@ from sdboot.addons.models import (
 )
 from sdboot.addons.sources import HASH_CACHE, PICKLE_WARNING, ModelEntry, Source
 from sdboot.errors import SdbootError, keep_on_interrupt
+from sdboot.i18n import t
 from sdboot.io.files import atomic_write, inside, move_no_clobber
 
 MAX_HASH_CACHE = 16 * 1024 * 1024  # a cache larger than this is ignored and rebuilt
@@ -119,11 +120,12 @@ def shown_path(root: Path, path: Path) -> str:
 
 def _exists_error(root: Path, target: Path, kept: Path | None) -> SdbootError:
     rel = shown_path(root, target)
-    tail = (f"; the download is kept: sdboot models add {kept} --move --force"
-            if kept is not None else "")
-    return SdbootError(f"{rel} already exists: not replacing it",
-                       f"pass --force to replace {target.name}, or --name NAME to keep both"
-                       f"{tail}", exit_code=1)
+    hint = t("pass --force to replace {name}, or --name NAME to keep both; the download is "
+             "kept: {command}", name=target.name,
+             command=f"sdboot models add {kept} --move --force") if kept is not None else \
+        t("pass --force to replace {name}, or --name NAME to keep both", name=target.name)
+    return SdbootError(t("{path} already exists: not replacing it", path=rel), hint,
+                       exit_code=1)
 
 
 def _copy_to_temp(src: Path, folder: Path, name: str) -> Path:
@@ -185,45 +187,52 @@ def place(root: Path, file: Path, wanted: ModelType | None, move: bool,
 
     notes: list[str] = []
     if not file.is_file():
-        raise SdbootError(f"{file} is not a file", "give the path of a model file or a URL")
-    plain = safe_name(name if name is not None else file.name, "model file name")
+        raise SdbootError(t("{path} is not a file", path=file),
+                          t("give the path of a model file or a URL"))
+    plain = safe_name(name if name is not None else file.name, t("model file name"))
     refuse_damaged(file)
     found = classify_file(file)
     kind = wanted or found
     if kind == ModelType.UNKNOWN:
-        raise SdbootError(f"cannot tell what kind of model {file.name} is from its header",
-                          "say it with --type checkpoint|vae|lora|embedding|hypernetwork")
+        raise SdbootError(t("cannot tell what kind of model {name} is from its header",
+                            name=file.name),
+                          t("say it with --type checkpoint|vae|lora|embedding|hypernetwork"))
     if wanted is not None and found not in (ModelType.UNKNOWN, wanted):
-        notes.append(f"{file.name} looks like a {found}, placed as a {wanted} as asked")
+        notes.append(t("{name} looks like a {found}, placed as a {wanted} as asked",
+                       name=file.name, found=str(found), wanted=str(wanted)))
     if is_pickle(file):
-        notes.append(PICKLE_WARNING.format(name=file.name))
+        notes.append(t(PICKLE_WARNING, name=file.name))
     if expected_sha256:
         actual = sha256_file(file)
         if actual != expected_sha256.lower():
-            raise SdbootError(f"{file.name} has sha256 {actual}, expected {expected_sha256}",
-                              "the file is damaged or not the one you meant", exit_code=1)
+            raise SdbootError(t("{name} has sha256 {actual}, expected {expected}",
+                                name=file.name, actual=actual, expected=expected_sha256),
+                              t("the file is damaged or not the one you meant"), exit_code=1)
     folder = root / FOLDERS[kind]
     model_folder(root, folder)  # before mkdir: never a folder outside
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SdbootError(f"cannot create {folder}: {exc.strerror or exc}",
-                          "make the WebUI folder writable for this user", exit_code=1) from None
+        raise SdbootError(t("cannot create {path}: {reason}", path=folder,
+                            reason=exc.strerror or exc),
+                          t("make the WebUI folder writable for this user"),
+                          exit_code=1) from None
     target = model_folder(root, folder) / plain
     if os.path.lexists(target):
         if target.is_dir() and not target.is_symlink():
-            raise SdbootError(f"{shown_path(root, target)} is a folder",
-                              "move it away, or give another name with --name NAME",
+            raise SdbootError(t("{path} is a folder", path=shown_path(root, target)),
+                              t("move it away, or give another name with --name NAME"),
                               exit_code=1)
         if not target.is_symlink() and target.stat().st_size == file.stat().st_size and \
                 sha256_file(target) == sha256_file(file):
-            notes.append(f"{shown_path(root, target)} is already there (same file)")
+            notes.append(t("{path} is already there (same file)",
+                           path=shown_path(root, target)))
             if move and not os.path.samefile(file, target):
                 file.unlink()
             return target, kind, notes
         if not force:
             raise _exists_error(root, target, file if downloaded else None)
-        notes.append(f"{shown_path(root, target)} replaced (--force)")
+        notes.append(t("{path} replaced (--force)", path=shown_path(root, target)))
     try:
         _put(file, target, move, force)
     except SdbootError as exc:
@@ -231,9 +240,11 @@ def place(root: Path, file: Path, wanted: ModelType | None, move: bool,
             raise _exists_error(root, target, file if downloaded else None) from None
         raise
     except OSError as exc:
-        raise SdbootError(f"cannot write {target}: {exc.strerror or exc}",
-                          f"make {target.parent} writable for this user (and check the free "
-                          "space), then run the command again", exit_code=1) from None
+        raise SdbootError(t("cannot write {path}: {reason}", path=target,
+                            reason=exc.strerror or exc),
+                          t("make {folder} writable for this user (and check the free "
+                            "space), then run the command again", folder=target.parent),
+                          exit_code=1) from None
     return target, kind, notes
 
 
@@ -242,13 +253,15 @@ DOWNLOADS = ".sdboot/downloads"
 
 def _downloads(root: Path) -> Path:
     folder = root / DOWNLOADS
-    inside(root, folder, "the downloads folder")  # a planted .sdboot link: refused
+    inside(root, folder, t("the downloads folder"))  # a planted .sdboot link: refused
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SdbootError(f"cannot create {folder}: {exc.strerror or exc}",
-                          "make the WebUI folder writable for this user", exit_code=1) from None
-    return inside(root, folder, "the downloads folder")
+        raise SdbootError(t("cannot create {path}: {reason}", path=folder,
+                            reason=exc.strerror or exc),
+                          t("make the WebUI folder writable for this user"),
+                          exit_code=1) from None
+    return inside(root, folder, t("the downloads folder"))
 
 
 def part_name(source: Source) -> str:
@@ -274,18 +287,16 @@ def fetch(root: Path, source: Source, expected_sha256: str | None,
     folder = _downloads(root)
     part = folder / part_name(source)
     known = (expected_sha256 or source.sha256 or "").lower() or None
-    keep_on_interrupt(f"what was downloaded is kept in {part}; run the same command again "
-                      "to resume")
+    keep_on_interrupt(t("what was downloaded is kept in {path}; run the same command again "
+                        "to resume", path=part))
     try:
         got = download(source.url, part, headers=source.headers, on_progress=on_progress,
                        verify=True if known else None)
     except DownloadError as exc:
-        raise SdbootError(f"download failed: {exc.message}", exc.hint or "run the same "
-                          "command again to resume (a mirror may help: HF_ENDPOINT / sdboot "
-                          "mirror test)", exit_code=1) from None
+        raise SdbootError(t("download failed: {error}", error=exc.message), exc.hint or t(
+            "run the same command again to resume (a mirror may help: HF_ENDPOINT / sdboot "
+            "mirror test)"), exit_code=1) from None
     if source.size is not None and got.size != source.size:
-        from sdboot.i18n import t
-
         part.unlink(missing_ok=True)
         raise SdbootError(t("{name}: {got} bytes, the source lists {size}; the download "
                             "was deleted", name=source.name or part.name, got=got.size,
@@ -296,17 +307,17 @@ def fetch(root: Path, source: Source, expected_sha256: str | None,
     if want and got.sha256 != want:
         part.unlink(missing_ok=True)
         shown = source.name or source.fallback or part.name
-        raise SdbootError(f"{shown}: sha256 {got.sha256} does not match the expected "
-                          f"{want}; the download was deleted",
-                          "check --sha256, or download again (a mirror may serve a "
-                          "damaged file)", exit_code=1)
-    name = source.name or (safe_name(got.filename, "file name from the server's "
-                                     "Content-Disposition") if got.filename else None) \
+        raise SdbootError(t("{name}: sha256 {got} does not match the expected {want}; the "
+                            "download was deleted", name=shown, got=got.sha256, want=want),
+                          t("check --sha256, or download again (a mirror may serve a "
+                            "damaged file)"), exit_code=1)
+    name = source.name or (safe_name(got.filename, t("file name from the server's "
+                                       "Content-Disposition")) if got.filename else None) \
         or source.fallback
     if not name:
-        raise SdbootError("the server's answer names no file (the URL ends in '/')",
-                          f"give the name with --name NAME; the download is kept in "
-                          f"{DOWNLOADS}/{part.name}", exit_code=2)
+        raise SdbootError(t("the server's answer names no file (the URL ends in '/')"),
+                          t("give the name with --name NAME; the download is kept in {path}",
+                            path=f"{DOWNLOADS}/{part.name}"), exit_code=2)
     final = folder / name  # a plain name (safe_name): it cannot leave the folder
     if final.is_dir() and not final.is_symlink():
         remove_tree(folder, final, "old download")

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from sdboot.addons.models import MODEL_SUFFIXES, ModelType, short_hash
 from sdboot.errors import SdbootError
+from sdboot.i18n import N_, t
 
 # --- placing files (effects through the file and network funnels) -------------------------
 
@@ -21,7 +22,7 @@ CIVITAI_API = "https://civitai.com/api"
 CIVITAI_TOKEN_VARS = ("CIVITAI_TOKEN", "CIVITAI_API_KEY")
 HF_TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 HASH_CACHE = ".sdboot/hashes.json"
-PICKLE_WARNING = ("{name} is a pickle (.ckpt/.pt): loading it can run code. Prefer the "
+PICKLE_WARNING = N_("{name} is a pickle (.ckpt/.pt): loading it can run code. Prefer the "
                   ".safetensors version of the same model where there is one")
 
 
@@ -82,8 +83,8 @@ def _check_endpoint(value: str) -> str:
     try:
         return check_url(value)
     except DownloadError:
-        raise SdbootError(f"HF_ENDPOINT={mask(value)!r} is not an http(s) URL",
-                          "set it to https://HOST of a Hugging Face mirror, or unset it"
+        raise SdbootError(t("HF_ENDPOINT={value} is not an http(s) URL", value=repr(mask(value))),
+                          t("set it to https://HOST of a Hugging Face mirror, or unset it")
                           ) from None
 
 
@@ -112,18 +113,18 @@ def plan_source(url: str, env: dict[str, str] | None = None,
         parts = urlsplit(url)
         _ = parts.port  # a bad port or IPv6 literal raises ValueError
     except ValueError:
-        raise SdbootError(f"'{mask(url)}' is not a valid URL or an existing file",
-                          "give a local path, or a Hugging Face / Civitai URL") from None
+        raise SdbootError(t("'{url}' is not a valid URL or an existing file", url=mask(url)),
+                          t("give a local path, or a Hugging Face / Civitai URL")) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SdbootError(f"'{mask(url)}' is not an http(s) URL or an existing file",
-                          "give a local path, or a Hugging Face / Civitai URL")
+        raise SdbootError(t("'{url}' is not an http(s) URL or an existing file", url=mask(url)),
+                          t("give a local path, or a Hugging Face / Civitai URL"))
     override = safe_name(name, "--name") if name is not None else None
     tokens = {k: env[k] for k in (*HF_TOKEN_VARS, *CIVITAI_TOKEN_VARS) if env.get(k)}
     civitai_id = parse_civitai(url)
     if civitai_id is None and (parts.hostname or "").endswith("civitai.com") and \
             "modelversionid=" in parts.query.lower():
-        raise SdbootError(f"'{mask(url)}': modelVersionId must be a number",
-                          "copy the URL from the model's page again")
+        raise SdbootError(t("'{url}': modelVersionId must be a number", url=mask(url)),
+                          t("copy the URL from the model's page again"))
     if civitai_id is not None:
         query_token = (parse_qs(parts.query).get("token") or [""])[0]
         if query_token and not any(tokens.get(k) for k in CIVITAI_TOKEN_VARS):
@@ -135,7 +136,7 @@ def plan_source(url: str, env: dict[str, str] | None = None,
         primary = next((f for f in entries if f.get("primary")), entries[0] if entries
                        else {})
         given = primary.get("name")
-        picked = override or (safe_name(given, "file name from Civitai's answer")
+        picked = override or (safe_name(given, t("file name from Civitai's answer"))
                               if isinstance(given, str) and given else None)
         hashes = primary.get("hashes")
         sha = hashes.get("SHA256") if isinstance(hashes, dict) else None
@@ -149,14 +150,15 @@ def plan_source(url: str, env: dict[str, str] | None = None,
         if endpoint:
             _check_endpoint(endpoint)
         target = map_hf_url(url, endpoint)
-        picked = override or _url_name(url, "file name in the URL")
+        picked = override or _url_name(url, t("file name in the URL"))
         if not picked:
-            raise SdbootError(f"'{mask(url)}' names no file",
-                              "give the URL of the file (…/resolve/main/NAME), or --name NAME")
+            raise SdbootError(t("'{url}' names no file", url=mask(url)),
+                              t("give the URL of the file (…/resolve/main/NAME), or --name "
+                                "NAME"))
         return Source(target, picked, None, auth_headers(target, tokens), "huggingface")
     if override:
         return Source(url, override, None, {}, "url")
-    segment = _url_name(url, "file name in the URL")
+    segment = _url_name(url, t("file name in the URL"))
     if segment.lower().endswith(MODEL_SUFFIXES):
         return Source(url, segment, None, {}, "url")
     # no model file name in the URL: the server's Content-Disposition may give one
