@@ -12,6 +12,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.io.runner import Runner, which
 from sdboot.values import TorchPins, WebuiFacts
 
@@ -94,8 +95,8 @@ def parse_webui_version(text: str) -> WebuiFacts:
         Version(version)
     except InvalidVersion:
         raise SdbootError(
-            f"'{text}' is not a WebUI version",
-            "use a release such as 1.10.1 or 1.0.0-pre, or 'forge' or 'dev'") from None
+            t("'{text}' is not a WebUI version", text=text),
+            t("use a release such as 1.10.1 or 1.0.0-pre, or 'forge' or 'dev'")) from None
     return WebuiFacts(None, "a1111", version, "given")
 
 
@@ -116,10 +117,12 @@ def detect_webui(root: Path, runner: Runner | None = None) -> WebuiFacts:
     """Read a WebUI folder. Raises SdbootError (exit 2) when it is not one."""
     root = root.expanduser().resolve()
     if not root.is_dir():
-        raise SdbootError(f"{root} is not a directory", "give the path of a WebUI checkout")
+        raise SdbootError(t("{dir} is not a directory", dir=root),
+                          t("give the path of a WebUI checkout"))
     if not is_webui(root):
-        raise SdbootError(f"{root} is not a Stable Diffusion WebUI checkout (no launch.py)",
-                          "give the folder that holds launch.py and webui.py")
+        raise SdbootError(t("{dir} is not a Stable Diffusion WebUI checkout (no launch.py)",
+                            dir=root),
+                          t("give the folder that holds launch.py and webui.py"))
     flavor = "forge" if (root / "modules_forge").is_dir() else "a1111"
     lf = launch_file(root)
     pins = TorchPins()

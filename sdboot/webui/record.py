@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sdboot.i18n import N_, t
 from sdboot.io.files import atomic_write
 from sdboot.io.mask import mask_obj
 from sdboot.io.statefile import (
@@ -35,8 +36,8 @@ SCHEMA = "sdboot.install-record/1"
 REL_PATH = ".sdboot/install.json"
 # the environment folders sdboot creates (and so may remove), by kind
 ENV_DIRS = {"venv": "venv", "conda": "conda-env"}
-FIX = ("restore the file; or, to start over, move it and the environment folder (venv/ or "
-       "conda-env/) away and run sdboot install again (the WebUI checkout is kept)")
+FIX = N_("restore the file; or, to start over, move it and the environment folder (venv/ or "
+         "conda-env/) away and run sdboot install again (the WebUI checkout is kept)")
 _FIELDS = {
     "repo": opt_str, "ref": opt_str, "commit": opt_str, "clone_url": opt_str,
     "profile": opt_str, "webui_version": opt_str, "installer": opt_str,
@@ -75,11 +76,12 @@ def env_prefix(root: Path, env: dict[str, Any], path: Path | None = None) -> Pat
     its kind inside the WebUI folder (never the folder itself, never a user's folder)."""
     path = path or record_path(root)
     kind = env.get("kind", "venv")
-    prefix = check_path(root, path, str(env.get("prefix")), "the environment folder", FIX)
+    prefix = check_path(root, path, str(env.get("prefix")), t("the environment folder"), FIX)
     expected = root.resolve() / ENV_DIRS.get(str(kind), "venv")
     if prefix != expected:
-        raise bad_state(path, f"names {prefix} as the {kind} environment; sdboot only makes "
-                        f"(and removes) {expected}", FIX)
+        raise bad_state(path, t("names {prefix} as the {kind} environment; sdboot only makes "
+                                "(and removes) {expected}", prefix=prefix, kind=kind,
+                                expected=expected), FIX)
     return prefix
 
 
