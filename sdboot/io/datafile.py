@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import N_, t
 
 
 class LineDict(dict[str, Any]):
@@ -51,26 +52,27 @@ class _Loader(yaml.SafeLoader):
             line = event.start_mark.line + 1
             if isinstance(parent, yaml.MappingNode) and index is None:
                 raise bad_data(self.sd_path, line,
-                               f"the alias *{event.anchor} is used as a mapping key; "
-                               "aliases are allowed only as values")
+                               t("the alias *{anchor} is used as a mapping key; aliases are "
+                                 "allowed only as values", anchor=event.anchor))
             target = self.anchors.get(event.anchor or "")
             if target is not None:
                 weight = self._weights.get(id(target))
                 if weight is None:
                     raise bad_data(self.sd_path, line,
-                                   f"the alias *{event.anchor} refers to itself")
+                                   t("the alias *{anchor} refers to itself",
+                                     anchor=event.anchor))
                 self._alias_nodes += weight
                 if self._alias_nodes > MAX_ALIAS_NODES:
                     raise bad_data(self.sd_path, line,
-                                   f"anchors and aliases expand to more than "
-                                   f"{MAX_ALIAS_NODES} entries (a YAML bomb?)")
+                                   t("anchors and aliases expand to more than {limit} "
+                                     "entries (a YAML bomb?)", limit=MAX_ALIAS_NODES))
             return super().compose_node(parent, index)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 event = self.peek_event()  # type: ignore[no-untyped-call]
                 raise bad_data(self.sd_path, event.start_mark.line + 1,
-                               f"nested more than {MAX_DEPTH} levels deep")
+                               t("nested more than {limit} levels deep", limit=MAX_DEPTH))
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -96,7 +98,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     for key_node, value_node in node.value:
         if not isinstance(key_node, yaml.ScalarNode):
             raise bad_data(loader.sd_path, key_node.start_mark.line + 1,
-                           "a mapping key must be a plain name, not a list or a mapping")
+                           t("a mapping key must be a plain name, not a list or a mapping"))
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
             key = key_node.value  # 1.10, true, 2023: the text as written, never str() of it
@@ -110,14 +112,15 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 
 def bad_data(path: Path | str, line: int, what: str) -> SdbootError:
     return SdbootError(
-        f"{path}:{line}: {what}",
-        "fix or remove that entry (overlay files live in $SDBOOT_CONFIG_DIR)",
+        t("{path}:{line}: {what}", path=path, line=line, what=what),
+        t("fix or remove that entry (overlay files live in $SDBOOT_CONFIG_DIR)"),
         exit_code=2,
     )
 
 
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+_KINDS = ((stat.S_ISDIR, N_("a folder")), (stat.S_ISFIFO, N_("a named pipe (FIFO)")),
+          (stat.S_ISSOCK, N_("a socket")), (stat.S_ISCHR, N_("a device")),
+          (stat.S_ISBLK, N_("a device")))
 
 
 def read_data_file(path: Path) -> bytes:
@@ -127,18 +130,17 @@ def read_data_file(path: Path) -> bytes:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise SdbootError(f"cannot read {path}: {describe_errno(exc)}",
-                          "make it a readable plain file, or remove it") from None
+        raise _unreadable(path, exc) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a file")
-            raise SdbootError(f"{path} is {kind}, not a data file",
-                              "move it away: sdboot reads its data only from plain files")
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), N_("not a file"))
+            raise SdbootError(t("{path} is {kind}, not a data file", path=path, kind=t(kind)),
+                              t("move it away: sdboot reads its data only from plain files"))
         if st.st_size > MAX_BYTES:
-            raise SdbootError(f"{path} is {st.st_size} bytes; a data file may have at most "
-                              f"{MAX_BYTES} (1 MB)",
-                              "this is not an sdboot data file: move it away or trim it")
+            raise SdbootError(t("{path} is {size} bytes; a data file may have at most {limit} "
+                                "(1 MB)", path=path, size=st.st_size, limit=MAX_BYTES),
+                              t(_NOT_DATA))
         chunks: list[bytes] = []
         size = 0
         while size <= MAX_BYTES and (chunk := os.read(fd, MAX_BYTES + 1 - size)):
@@ -146,14 +148,21 @@ def read_data_file(path: Path) -> bytes:
             size += len(chunk)
         data = b"".join(chunks)
     except OSError as exc:
-        raise SdbootError(f"cannot read {path}: {describe_errno(exc)}",
-                          "make it a readable plain file, or remove it") from None
+        raise _unreadable(path, exc) from None
     finally:
         os.close(fd)
     if len(data) > MAX_BYTES:  # it grew while we looked
-        raise SdbootError(f"{path} is larger than {MAX_BYTES} bytes (1 MB)",
-                          "this is not an sdboot data file: move it away or trim it")
+        raise SdbootError(t("{path} is larger than {limit} bytes (1 MB)", path=path,
+                            limit=MAX_BYTES), t(_NOT_DATA))
     return data
+
+
+_NOT_DATA = N_("this is not an sdboot data file: move it away or trim it")
+
+
+def _unreadable(path: Path, exc: OSError) -> SdbootError:
+    return SdbootError(t("cannot read {path}: {reason}", path=path, reason=describe_errno(exc)),
+                       t("make it a readable plain file, or remove it"))
 
 
 def describe_errno(exc: OSError) -> str:
@@ -169,9 +178,10 @@ def load_yaml(path: Path) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
-        raise SdbootError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
-                          "save the file as UTF-8 (most editors offer it under "
-                          "'Save as' / 'Encoding')") from None
+        raise SdbootError(t("{path}:{line}: not UTF-8 text (byte {byte})", path=path, line=line,
+                            byte=f"0x{data[exc.start]:02x}"),
+                          t("save the file as UTF-8 (most editors offer it under "
+                            "'Save as' / 'Encoding')")) from None
     loader = _Loader(text)
     loader.sd_path = path
     try:
@@ -179,11 +189,12 @@ def load_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        raise bad_data(path, line, f"malformed YAML: {exc.problem or exc}") from None
+        raise bad_data(path, line, t("malformed YAML: {problem}",
+                                     problem=exc.problem or exc)) from None
     except yaml.YAMLError as exc:
-        raise bad_data(path, 1, f"malformed YAML: {exc}") from None
+        raise bad_data(path, 1, t("malformed YAML: {problem}", problem=exc)) from None
     except RecursionError:
-        raise bad_data(path, loader.line + 1, "nested too deeply") from None
+        raise bad_data(path, loader.line + 1, t("nested too deeply")) from None
     finally:
         loader.dispose()
 
@@ -240,10 +251,10 @@ def config_dir() -> Path:
     except OSError:
         return folder  # nothing there (or not reachable): no overlay
     if not stat.S_ISDIR(st.st_mode):
-        where = "SDBOOT_CONFIG_DIR" if explicit else "the sdboot config folder"
-        raise SdbootError(f"{where} {folder} is not a folder",
-                          "point SDBOOT_CONFIG_DIR at a folder (or unset it), or move the "
-                          "file away")
+        where = "SDBOOT_CONFIG_DIR" if explicit else t("the sdboot config folder")
+        raise SdbootError(t("{where} {folder} is not a folder", where=where, folder=folder),
+                          t("point SDBOOT_CONFIG_DIR at a folder (or unset it), or move the "
+                            "file away"))
     return folder
 
 

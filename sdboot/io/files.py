@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 
 MAX_NAME_BYTES = 200  # most file systems allow 255; leave room for .part / .tmp suffixes
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
@@ -34,9 +35,9 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 def _outside(path: Path | str, root: Path | str, what: str) -> SdbootError:
     return SdbootError(
-        f"refusing to touch {path}: {what} is outside {root}",
-        "sdboot only writes inside the folder it manages; if a state file points there, "
-        "it was edited or tampered with: check it, or remove it and run the command again",
+        t("refusing to touch {path}: {what} is outside {root}", path=path, what=what, root=root),
+        t("sdboot only writes inside the folder it manages; if a state file points there, "
+          "it was edited or tampered with: check it, or remove it and run the command again"),
         exit_code=2)
 
 
@@ -60,33 +61,35 @@ def safe_name(text: str, what: str = "file name") -> str:
     name = unicodedata.normalize("NFC", text).strip()
     problem = ""
     if not name or name in (".", ".."):
-        problem = "it is empty or a relative folder name"
+        problem = t("it is empty or a relative folder name")
     elif any(sep in name for sep in ("/", "\\")) or (os.altsep and os.altsep in name):
-        problem = "it contains a path separator"
+        problem = t("it contains a path separator")
     elif any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
-        problem = "it contains control characters"
+        problem = t("it contains control characters")
     elif name.startswith(".."):
-        problem = "it starts with '..'"
+        problem = t("it starts with '..'")
     elif ":" in name:
-        problem = "it contains ':' (a drive or stream name on Windows)"
+        problem = t("it contains ':' (a drive or stream name on Windows)")
     elif name.endswith((".", " ")) or name.split(".")[0].upper() in _WINDOWS_RESERVED:
-        problem = "it is not a valid file name on Windows"
+        problem = t("it is not a valid file name on Windows")
     elif len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        problem = f"it is longer than {MAX_NAME_BYTES} bytes"
+        problem = t("it is longer than {limit} bytes", limit=MAX_NAME_BYTES)
     if problem:
         shown = name.encode("unicode_escape").decode("ascii")[:80]
-        raise SdbootError(f"unsafe {what} {shown!r}: {problem}",
-                          "give the name yourself (--name NAME) or download from another "
-                          "source", exit_code=2)
+        raise SdbootError(t("unsafe {what} {name}: {problem}", what=what, name=repr(shown),
+                            problem=problem),
+                          t("give the name yourself (--name NAME) or download from another "
+                            "source"), exit_code=2)
     return name
 
 
 def refuse_symlink(path: Path, what: str = "file") -> None:
     """Raise when path is a symlink (or a junction): sdboot never writes through one."""
     if path.is_symlink() or (sys.platform == "win32" and _is_junction(path)):
-        raise SdbootError(f"refusing to write {path}: the {what} is a symbolic link",
-                          "remove the link (sdboot never follows one it did not make) and "
-                          "run the command again", exit_code=2)
+        raise SdbootError(t("refusing to write {path}: the {what} is a symbolic link",
+                            path=path, what=what),
+                          t("remove the link (sdboot never follows one it did not make) and "
+                            "run the command again"), exit_code=2)
 
 
 def _is_junction(path: Path) -> bool:
@@ -138,18 +141,21 @@ def open_nofollow(path: Path, mode: str = "wb") -> BinaryIO:
     return cast(BinaryIO, os.fdopen(fd, "ab" if mode == "ab" else "wb"))
 
 
+def _exists(dst: Path) -> SdbootError:
+    return SdbootError(t("{path} already exists: not replacing it", path=dst),
+                       t("move or rename that file yourself first"), exit_code=1)
+
+
 def move_no_clobber(src: Path, dst: Path) -> None:
     """Move a file to dst, refusing (SdbootError, exit 1) when dst already exists. On one
     disk this is a hard link + unlink, so an existing file can never be replaced, even by
     a race; across disks a copy to a new temp name + no-replace link."""
     if os.path.lexists(dst):
-        raise SdbootError(f"{dst} already exists: not replacing it",
-                          "move or rename that file yourself first", exit_code=1)
+        raise _exists(dst)
     try:
         os.link(src, dst)
     except FileExistsError:
-        raise SdbootError(f"{dst} already exists: not replacing it",
-                          "move or rename that file yourself first", exit_code=1) from None
+        raise _exists(dst) from None
     except OSError:
         # another disk, or a file system without hard links: copy, then claim the name
         fd, tmp = tempfile.mkstemp(prefix=f".{dst.name[:60]}.", suffix=".tmp", dir=dst.parent)
@@ -177,7 +183,8 @@ def remove_tree(root: Path, path: Path, what: str = "folder") -> None:
         return
     resolved = inside(root, path, what)
     if resolved == Path(root).resolve():
-        raise _outside(path, root, f"the {what} is the managed folder itself, which")
+        raise _outside(path, root, t("the {what} is the managed folder itself, which",
+                                     what=what))
     if resolved.is_dir():
         shutil.rmtree(resolved)
     elif os.path.lexists(resolved):
@@ -191,8 +198,8 @@ def exclusive_lock(path: Path) -> Iterator[bool]:
     run never leaves a stale lock behind. A folder or symlink at `path` is an error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_symlink() or path.is_dir():
-        raise SdbootError(f"the lock file {path} is a folder or a symbolic link",
-                          "remove it (nothing in it is used) and run the command again",
+        raise SdbootError(t("the lock file {path} is a folder or a symbolic link", path=path),
+                          t("remove it (nothing in it is used) and run the command again"),
                           exit_code=2)
     fh = open_nofollow(path, "ab")
     try:

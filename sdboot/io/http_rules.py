@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
+from sdboot.i18n import t
 from sdboot.io.mask import mask
 
 # A download that gets fewer than STALL_MIN_BYTES in STALL_TIMEOUT_S seconds is given up
@@ -71,9 +72,10 @@ def check_url(url: str, what: str = "URL") -> str:
     except ValueError:
         ok = False
     if not ok:
-        raise DownloadError(f"{what} {mask(url)!r} is not a valid http(s) URL",
-                            "give an https://HOST/... URL (check HF_ENDPOINT and mirror "
-                            "settings too)")
+        raise DownloadError(t("{what} {url} is not a valid http(s) URL", what=what,
+                              url=repr(mask(url))),
+                            t("give an https://HOST/... URL (check HF_ENDPOINT and mirror "
+                              "settings too)"))
     return url
 
 

@@ -22,6 +22,7 @@ import requests
 import urllib3.exceptions
 
 from sdboot import __version__
+from sdboot.i18n import N_, t
 from sdboot.io.files import open_nofollow, refuse_symlink
 from sdboot.io.http_rules import (
     RANGE_416_RE,
@@ -57,25 +58,25 @@ class HttpResult:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ReadTimeout
                   | urllib3.exceptions.ReadTimeoutError):
-        return "timed out"
+        return t("timed out")
     if isinstance(exc, requests.exceptions.SSLError | urllib3.exceptions.SSLError):
-        return "TLS error (certificate or interception)"
+        return t("TLS error (certificate or interception)")
     if isinstance(exc, requests.exceptions.TooManyRedirects):
-        return "too many redirects"
+        return t("too many redirects")
     if isinstance(exc, requests.exceptions.ContentDecodingError | urllib3.exceptions.DecodeError):
-        return "the server sent a damaged compressed (Content-Encoding) answer"
+        return t("the server sent a damaged compressed (Content-Encoding) answer")
     if isinstance(exc, requests.exceptions.ConnectionError):
         text = str(exc)
         if "Name or service not known" in text or "getaddrinfo" in text or "resolve" in text:
-            return "host name does not resolve"
+            return t("host name does not resolve")
         if "refused" in text.lower():
-            return "connection refused"
-        return "connection failed"
+            return t("connection refused")
+        return t("connection failed")
     if isinstance(exc, urllib3.exceptions.ProtocolError | requests.exceptions.ChunkedEncodingError):
-        return "the connection broke off"
+        return t("the connection broke off")
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema
                   | requests.exceptions.MissingSchema | ValueError):
-        return "not a valid http(s) URL"
+        return t("not a valid http(s) URL")
     return mask(f"{type(exc).__name__}: {exc}")
 
 
@@ -97,8 +98,9 @@ def open_url(url: str, headers: Mapping[str, str], timeout: tuple[float, float]
                                 allow_redirects=False)
         except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
                 requests.exceptions.MissingSchema, ValueError) as exc:
-            raise DownloadError(f"{mask(url)!r} is not a valid http(s) URL ({_describe(exc)})",
-                                "check the URL (and HF_ENDPOINT / mirror settings)") from None
+            raise DownloadError(t("{url} is not a valid http(s) URL ({reason})",
+                                  url=repr(mask(url)), reason=_describe(exc)),
+                                t("check the URL (and HF_ENDPOINT / mirror settings)")) from None
         if not resp.is_redirect:
             return resp, history
         location = resp.headers.get("Location", "")
@@ -111,19 +113,21 @@ def open_url(url: str, headers: Mapping[str, str], timeout: tuple[float, float]
             target, scheme = location, ""
         if scheme not in ("http", "https"):
             raise DownloadError(
-                f"{mask(url)} redirects to {mask(target)!r}: only http(s) redirects are "
-                "followed", "the server (or a mirror) is misconfigured or hostile: use "
-                "another source")
+                t("{url} redirects to {target}: only http(s) redirects are followed",
+                  url=mask(url), target=repr(mask(target))),
+                t("the server (or a mirror) is misconfigured or hostile: use another source"))
         if urlsplit(url).scheme == "https" and scheme == "http" and \
                 not is_loopback_host(urlsplit(target).hostname or ""):
             raise DownloadError(
-                f"{mask(url)} redirects to plain http ({mask(target)}): refused",
-                "an https download never continues unencrypted: use another source or "
-                "mirror")
-        check_url(target, "redirect target")
+                t("{url} redirects to plain http ({target}): refused", url=mask(url),
+                  target=mask(target)),
+                t("an https download never continues unencrypted: use another source or "
+                  "mirror"))
+        check_url(target, t("redirect target"))
         url = target
-    raise DownloadError(f"{mask(first)}: more than {MAX_REDIRECTS} redirects (a loop?)",
-                        "the server (or a mirror) is misconfigured: try another source")
+    raise DownloadError(t("{url}: more than {limit} redirects (a loop?)", url=mask(first),
+                          limit=MAX_REDIRECTS),
+                        t("the server (or a mirror) is misconfigured: try another source"))
 
 
 def fetch_head(url: str, timeout: float, max_bytes: int = 65536,
@@ -212,10 +216,10 @@ def download(url: str, part: Path, *, headers: Mapping[str, str] | None = None,
     stall = stall_s if stall_s is not None else stall_timeout()
     sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})}
     shown = mask(url)
-    refuse_symlink(part, "download file")
+    refuse_symlink(part, t("download file"))
     if part.is_dir():
-        raise DownloadError(f"{part} is a folder, not a download",
-                            "remove it and run the command again")
+        raise DownloadError(t("{path} is a folder, not a download", path=part),
+                            t("remove it and run the command again"))
     have = part.stat().st_size if part.exists() else 0
     digest: Any = None
     resumed = 0
@@ -263,9 +267,9 @@ def download(url: str, part: Path, *, headers: Mapping[str, str] | None = None,
                         have + int(length) if length and length.isdigit() else None)
                 else:
                     raise DownloadError(
-                        f"HTTP {status} from {shown}",
-                        "check the URL (a token for a gated model: HF_TOKEN / "
-                        "CIVITAI_TOKEN), or try a mirror (sdboot mirror test)")
+                        t("HTTP {status} from {url}", status=status, url=shown),
+                        t("check the URL (a token for a gated model: HF_TOKEN / "
+                          "CIVITAI_TOKEN), or try a mirror (sdboot mirror test)"))
                 if digest is None and (verify or (verify is None and remote)):
                     digest = _hash_file(part)  # what an earlier run left, then the rest
                 have = _stream(resp, part, have, total, digest, stall, on_progress)
@@ -279,47 +283,53 @@ def download(url: str, part: Path, *, headers: Mapping[str, str] | None = None,
             if restarted:
                 _truncate(part)
                 raise DownloadError(
-                    f"{shown}: the server does not continue the file correctly ({exc}); "
-                    "the partial download was deleted",
-                    "run the command again; if it keeps happening, use another source or "
-                    "mirror") from None
+                    t("{url}: the server does not continue the file correctly ({reason}); "
+                      "the partial download was deleted", url=shown, reason=exc),
+                    t(_AGAIN_OR_SOURCE)) from None
             restarted = True
             have, digest = 0, None
             _truncate(part)
         except _Stalled:
             raise DownloadError(
-                f"the download from {shown} stalled: less than {STALL_MIN_BYTES // 1024} KiB "
-                f"in {stall:g} s; {have} bytes are kept in {part}",
-                f"run the same command again to resume (the limit is {STALL_ENV}, in "
-                "seconds), or try a mirror") from None
+                t("the download from {url} stalled: less than {kib} KiB in {seconds} s; "
+                  "{have} bytes are kept in {path}", url=shown, kib=STALL_MIN_BYTES // 1024,
+                  seconds=f"{stall:g}", have=have, path=part),
+                t("run the same command again to resume (the limit is {var}, in seconds), "
+                  "or try a mirror", var=STALL_ENV)) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ReadTimeout, urllib3.exceptions.ProtocolError,
                 urllib3.exceptions.ReadTimeoutError) as exc:
             if resumed >= retries or not answered:
                 if not answered:
-                    raise DownloadError(f"cannot download {shown}: {_describe(exc)}",
-                                        "check the address and your network, or try a "
-                                        "mirror (sdboot mirror test)") from None
-                raise DownloadError(f"the download broke off {resumed + 1} times "
-                                    f"({_describe(exc)}); {have} bytes are kept in {part}",
-                                    "run the same command again to resume (a mirror may "
-                                    "help: HF_ENDPOINT / sdboot mirror test)") from None
+                    raise DownloadError(t(_CANNOT_DOWNLOAD, url=shown, reason=_describe(exc)),
+                                        t("check the address and your network, or try a "
+                                          "mirror (sdboot mirror test)")) from None
+                raise DownloadError(t("the download broke off {times} times ({reason}); "
+                                      "{have} bytes are kept in {path}", times=resumed + 1,
+                                      reason=_describe(exc), have=have, path=part),
+                                    t("run the same command again to resume (a mirror may "
+                                      "help: HF_ENDPOINT / sdboot mirror test)")) from None
             resumed += 1
             on_disk = part.stat().st_size if part.exists() else 0
             if on_disk != have:  # the hash follows the file, never the other way round
                 have = on_disk
                 digest = _hash_file(part) if digest is not None else None
         except (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError) as exc:
-            raise DownloadError(f"{shown}: {_describe(exc)}; {have} bytes are kept in {part}",
-                                "run the command again; if it keeps happening, use another "
-                                "source or mirror") from None
+            raise DownloadError(t("{url}: {reason}; {have} bytes are kept in {path}", url=shown,
+                                  reason=_describe(exc), have=have, path=part),
+                                t(_AGAIN_OR_SOURCE)) from None
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise DownloadError(f"cannot download {shown}: {_describe(exc)}",
-                                "check the URL and your network") from None
+            raise DownloadError(t(_CANNOT_DOWNLOAD, url=shown, reason=_describe(exc)),
+                                t("check the URL and your network")) from None
     if digest is None and remote and verify is not False:
         digest = _hash_file(part)  # announced only after a redirect we had not seen yet
     return Download(part, have, digest.hexdigest() if digest is not None else None, resumed,
                     remote, filename)
+
+
+_AGAIN_OR_SOURCE = N_("run the command again; if it keeps happening, use another source or "
+                      "mirror")
+_CANNOT_DOWNLOAD = N_("cannot download {url}: {reason}")
 
 
 def _truncate(part: Path) -> None:
@@ -331,18 +341,22 @@ def _truncate(part: Path) -> None:
 
 def _file_error(exc: OSError, part: Path, have: int, total: int | None) -> DownloadError:
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        need = f"{_size(total - have)} more" if total is not None and total > have \
-            else "more space"
+        need = t("{size} more", size=_size(total - have)) if total is not None and \
+            total > have else t("more space")
         return DownloadError(
-            f"the disk is full: {have} bytes are kept in {part} for resume",
-            f"free {need} on the disk holding {part.parent}, then run the same command "
-            "again")
+            t("the disk is full: {have} bytes are kept in {path} for resume", have=have,
+              path=part),
+            t("free {need} on the disk holding {folder}, then run the same command again",
+              need=need, folder=part.parent))
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return DownloadError(f"cannot write {part}: {exc.strerror}",
-                             f"make {part.parent} writable for this user, then run the "
-                             "command again")
-    return DownloadError(f"cannot write {part}: {exc.strerror or exc}",
-                         "check the disk, then run the command again")
+        return DownloadError(t(_CANNOT_WRITE, path=part, reason=exc.strerror),
+                             t("make {folder} writable for this user, then run the command "
+                               "again", folder=part.parent))
+    return DownloadError(t(_CANNOT_WRITE, path=part, reason=exc.strerror or exc),
+                         t("check the disk, then run the command again"))
+
+
+_CANNOT_WRITE = N_("cannot write {path}: {reason}")
 
 
 def _stream(resp: requests.Response, part: Path, have: int, total: int | None, digest: Any,

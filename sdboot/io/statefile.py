@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import Text, t
 from sdboot.io.files import inside
 
 STATE_DIR = ".sdboot"
@@ -22,17 +23,20 @@ Check = Callable[[Any], bool]
 
 
 def bad_state(path: Path, problem: str, fix: str) -> SdbootError:
-    """The error for a state file that cannot be trusted; nothing was changed yet."""
-    return SdbootError(f"the state file {path} {problem}",
-                       f"nothing was changed; {fix}", exit_code=2)
+    """The error for a state file that cannot be trusted; nothing was changed yet. `fix`:
+    a t() text, or an N_() message id (looked up here)."""
+    return SdbootError(t("the state file {path} {problem}", path=path, problem=problem),
+                       t("nothing was changed; {fix}",
+                         fix=fix if isinstance(fix, Text) else t(fix)), exit_code=2)
 
 
 def state_dir(root: Path, fix: str) -> Path:
     """WEBUI/.sdboot, proven to be a real folder inside root (or absent)."""
     path = root / STATE_DIR
     if path.is_symlink() or (os.path.lexists(path) and not path.is_dir()):
-        raise bad_state(path, "is a symbolic link or not a folder",
-                        "remove it (sdboot never follows a link it did not make); " + fix)
+        raise bad_state(path, t("is a symbolic link or not a folder"),
+                        t("remove it (sdboot never follows a link it did not make); {fix}",
+                          fix=fix if isinstance(fix, Text) else t(fix)))
     return path
 
 
@@ -44,19 +48,20 @@ def load_state(root: Path, rel: str, schema: str, fix: str) -> dict[str, Any] | 
     if not os.path.lexists(path):
         return None
     if path.is_symlink() or not path.is_file():
-        raise bad_state(path, "is a folder or a symbolic link, not a file", fix)
-    inside(root, path, "the state file")
+        raise bad_state(path, t("is a folder or a symbolic link, not a file"), fix)
+    inside(root, path, t("the state file"))
     try:
         doc = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, ValueError) as exc:
-        raise bad_state(path, f"is damaged ({type(exc).__name__}: {exc})"[:300], fix) from None
+        raise bad_state(path, t("is damaged ({error})",
+                                error=f"{type(exc).__name__}: {exc}"[:287]), fix) from None
     if not isinstance(doc, dict):
-        raise bad_state(path, "is damaged (not a JSON object)", fix)
+        raise bad_state(path, t("is damaged (not a JSON object)"), fix)
     if doc.get("schema") != schema:
         found = doc.get("schema")
         shown = repr(found)[:60] if found is not None else "none"
-        raise bad_state(path, f"has schema {shown}, not {schema!r} (written by another "
-                        "sdboot version, or edited)", fix)
+        raise bad_state(path, t("has schema {found}, not {schema} (written by another sdboot "
+                                "version, or edited)", found=shown, schema=repr(schema)), fix)
     return doc
 
 
@@ -65,7 +70,8 @@ def check_fields(path: Path, doc: Mapping[str, Any], fields: Mapping[str, Check]
     """Every present field of doc passes its check (absent fields are fine)."""
     for name, check in fields.items():
         if name in doc and not check(doc[name]):
-            raise bad_state(path, f"has an invalid field {where}{name!r}", fix)
+            raise bad_state(path, t("has an invalid field {field}", field=f"{where}{name!r}"),
+                            fix)
 
 
 def check_path(root: Path, path: Path, value: str, what: str, fix: str) -> Path:
@@ -73,7 +79,8 @@ def check_path(root: Path, path: Path, value: str, what: str, fix: str) -> Path:
     try:
         return inside(root, value, what)
     except SdbootError:
-        raise bad_state(path, f"points {what} outside {root} ({value[:200]})", fix) from None
+        raise bad_state(path, t("points {what} outside {root} ({value})", what=what, root=root,
+                                value=value[:200]), fix) from None
 
 
 # --- field checks -----------------------------------------------------------------------------
