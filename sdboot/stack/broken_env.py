@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+from sdboot.i18n import N_, t
 from sdboot.io.runner import Runner
 from sdboot.values import Finding, Fix, Severity
 
@@ -28,10 +29,15 @@ def _dangling(python: Path) -> str:
             break
         nxt = link.parent / target
         if not nxt.is_symlink():
-            return f"{link} points at {target}, which is gone" + (
-                f" (reached from {python})" if link != python else "")
+            if link != python:
+                return t("{link} points at {target}, which is gone (reached from {python})",
+                         link=link, target=target, python=python)
+            return t(_GONE, link=link, target=target)
         link = nxt
-    return f"{python} points at {os.readlink(python)}, which is gone"
+    return t(_GONE, link=python, target=os.readlink(python))
+
+
+_GONE = N_("{link} points at {target}, which is gone")
 
 
 def env_broken_reason(prefix: Path) -> str | None:
@@ -49,18 +55,22 @@ def env_broken_reason(prefix: Path) -> str | None:
             text = ""
         match = re.search(r"^\s*home\s*=\s*(.+?)\s*$", text, re.MULTILINE)
         if match and not Path(match.group(1)).is_dir():
-            dangling = f"; {_dangling(python)}" \
-                if python.is_symlink() and not python.exists() else ""
-            return (f"its base Python is gone or moved: {cfg} says home = {match.group(1)}, "
-                    f"which does not exist{dangling}"
-                    + (" (Windows: \"No Python at ...\")" if sys.platform == "win32" else ""))
+            facts = {"cfg": cfg, "home": match.group(1)}
+            reason = t("its base Python is gone or moved: {cfg} says home = {home}, which "
+                       "does not exist; {dangling}", dangling=_dangling(python), **facts) \
+                if python.is_symlink() and not python.exists() else \
+                t("its base Python is gone or moved: {cfg} says home = {home}, which does "
+                  "not exist", **facts)
+            if sys.platform == "win32":
+                return t("{reason} (Windows: \"No Python at ...\")", reason=reason)
+            return reason
         if python.is_symlink() and not python.exists():
             return _dangling(python)
         if not python.exists():
-            return f"{python} is missing"
+            return t("{python} is missing", python=python)
         return None
     if (prefix / "conda-meta").is_dir() and not python.exists():
-        return f"a conda env whose python is missing ({python})"
+        return t("a conda env whose python is missing ({python})", python=python)
     if python.is_symlink() and not python.exists():
         return _dangling(python)
     return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sdboot.i18n import t
 from sdboot.machine.gpu import WSL_LIB_DIR, visible_devices
 from sdboot.values import Finding, Fix, GpuInfo, GpuSource, Severity, Vendor
 
@@ -35,16 +36,22 @@ def _hidden(gpu: GpuInfo, webui_env: Mapping[str, str] | None) -> tuple[str, Fix
     if visible_devices(value, count) != []:
         return None
     if value.strip() == "":
-        what = "is empty, which hides every GPU"
+        what = t("is empty, which hides every GPU")
     elif value.strip().startswith("-"):
-        what = "hides every GPU"
+        what = t("hides every GPU")
+    elif count:
+        what = t("names no existing device (this machine has {count} GPU(s): index 0 to "
+                 "{last})", count=count, last=count - 1)
     else:
-        what = "names no existing device" + (
-            f" (this machine has {count} GPU(s): index 0 to {count - 1})" if count else "")
-    where_fix = " in webui-user.sh / webui-user.bat" if where == "webui-user" else ""
-    return (f"CUDA_VISIBLE_DEVICES={value!r} (from {where}) {what}",
-            Fix(f"remove CUDA_VISIBLE_DEVICES{where_fix}, or set it to a GPU's index "
-                "(e.g. 0): NVML still lists the GPU, but CUDA sees only the listed ones"))
+        what = t("names no existing device")
+    source = where if where == "webui-user" else t("the environment")
+    fix = t("remove CUDA_VISIBLE_DEVICES in webui-user.sh / webui-user.bat, or set it to a "
+            "GPU's index (e.g. 0): NVML still lists the GPU, but CUDA sees only the listed "
+            "ones") if where == "webui-user" else \
+        t("remove CUDA_VISIBLE_DEVICES, or set it to a GPU's index (e.g. 0): NVML still "
+          "lists the GPU, but CUDA sees only the listed ones")
+    return (t("CUDA_VISIBLE_DEVICES={value} (from {where}) {what}", value=repr(value),
+              where=source, what=what), Fix(fix))
 
 
 def gpu_unusable_cause(gpu: GpuInfo, torch: Mapping[str, Any],
@@ -55,11 +62,11 @@ def gpu_unusable_cause(gpu: GpuInfo, torch: Mapping[str, Any],
                      str(torch.get("kernel_error") or "")])
     code, acc, usable = gpu.nvml_error_code, gpu.access, _usable(gpu)
     if code == 18 or "Error 803" in text:
-        return ("the NVIDIA driver and its libraries are of different versions (NVML "
-                "\"Driver/library version mismatch\", error 18; CUDA error 803): the driver "
-                "was upgraded while the old one is still loaded",
-                Fix("reboot the machine: the new driver loads at boot (nvidia-smi works "
-                    "again afterwards)"))
+        return (t("the NVIDIA driver and its libraries are of different versions (NVML "
+                  "\"Driver/library version mismatch\", error 18; CUDA error 803): the driver "
+                  "was upgraded while the old one is still loaded"),
+                Fix(t("reboot the machine: the new driver loads at boot (nvidia-smi works "
+                      "again afterwards)")))
     if not usable:
         return _driver_cause(gpu)
     hidden = _hidden(gpu, webui_env)
@@ -67,11 +74,13 @@ def gpu_unusable_cause(gpu: GpuInfo, torch: Mapping[str, Any],
         return hidden
     wsl_dir = acc.wsl_lib_dir or WSL_LIB_DIR
     if acc.wsl and code == 12:  # NVML came from the WSL2 folder, not the loader
-        return (f"WSL2: the driver libraries in {wsl_dir} are not on the loader path, so "
-                "torch cannot load libcuda.so.1 (sdboot found NVML only by looking there)",
-                Fix(f"put {wsl_dir} on the loader path: echo {wsl_dir} | sudo tee "
-                    "/etc/ld.so.conf.d/ld.wsl.conf && sudo ldconfig (or export "
-                    f"LD_LIBRARY_PATH={wsl_dir}:$LD_LIBRARY_PATH), then open a new shell"))
+        return (t("WSL2: the driver libraries in {dir} are not on the loader path, so torch "
+                  "cannot load libcuda.so.1 (sdboot found NVML only by looking there)",
+                  dir=wsl_dir),
+                Fix(t("put {dir} on the loader path: echo {dir} | sudo tee "
+                      "/etc/ld.so.conf.d/ld.wsl.conf && sudo ldconfig (or export "
+                      "LD_LIBRARY_PATH={dir}:$LD_LIBRARY_PATH), then open a new shell",
+                      dir=wsl_dir)))
     return None
 
 
@@ -80,37 +89,43 @@ def _driver_cause(gpu: GpuInfo) -> tuple[str, Fix]:
     CUDA_VISIBLE_DEVICES problem, if any, shows once the driver works."""
     code, acc = gpu.nvml_error_code, gpu.access
     if acc.wsl and acc.wsl_lib_dir is None:
-        return (f"WSL2 without GPU access: {WSL_LIB_DIR} holds no NVIDIA driver library",
-                Fix("install the NVIDIA driver on Windows (never inside WSL), update WSL "
-                    "(wsl --update in PowerShell) and restart it (wsl --shutdown)"))
+        return (t("WSL2 without GPU access: {dir} holds no NVIDIA driver library",
+                  dir=WSL_LIB_DIR),
+                Fix(t("install the NVIDIA driver on Windows (never inside WSL), update WSL "
+                      "(wsl --update in PowerShell) and restart it (wsl --shutdown)")))
     no_nodes = acc.dev_nodes == ()
     if code == 9:
-        return ("the NVIDIA driver is installed but not loaded (NVML: \"Driver Not Loaded\")"
-                + ("; /dev has no nvidia* device nodes" if no_nodes else ""),
-                Fix("reboot after a driver install or kernel update; if it remains: sudo "
-                    "modprobe nvidia (Secure Boot can block an unsigned module) or reinstall "
-                    "the driver, until nvidia-smi works"))
+        return (t("the NVIDIA driver is installed but not loaded (NVML: \"Driver Not "
+                  "Loaded\"); /dev has no nvidia* device nodes") if no_nodes else
+                t("the NVIDIA driver is installed but not loaded (NVML: \"Driver Not "
+                  "Loaded\")"),
+                Fix(t("reboot after a driver install or kernel update; if it remains: sudo "
+                      "modprobe nvidia (Secure Boot can block an unsigned module) or "
+                      "reinstall the driver, until nvidia-smi works")))
     card = gpu.gpus[0].name if gpu.vendor == Vendor.NVIDIA and gpu.gpus else None
     if card and no_nodes:
-        return (f"{card} is present, but there are no /dev/nvidia* device nodes and no "
-                "NVIDIA driver answers",
-                Fix("in a container: start it with GPU access (docker run --gpus all, with "
-                    "the NVIDIA Container Toolkit); on the machine itself: install the NVIDIA "
-                    "driver and reboot"))
+        return (t("{card} is present, but there are no /dev/nvidia* device nodes and no "
+                  "NVIDIA driver answers", card=card),
+                Fix(t("in a container: start it with GPU access (docker run --gpus all, with "
+                      "the NVIDIA Container Toolkit); on the machine itself: install the "
+                      "NVIDIA driver and reboot")))
     if card:
-        return (f"{card} is present, but no NVIDIA driver answers"
-                + (f" (NVML: {gpu.nvml_error})" if gpu.nvml_error else ""),
-                Fix("install the NVIDIA driver (or repair it), then reboot; nvidia-smi must "
-                    "work"))
+        return (t("{card} is present, but no NVIDIA driver answers (NVML: {error})",
+                  card=card, error=gpu.nvml_error) if gpu.nvml_error else
+                t("{card} is present, but no NVIDIA driver answers", card=card),
+                Fix(t("install the NVIDIA driver (or repair it), then reboot; nvidia-smi "
+                      "must work")))
     if code is not None and code != 12:
-        return (f"NVML failed: {gpu.nvml_error} (error {code})",
-                Fix("check nvidia-smi; reinstall the NVIDIA driver or reboot"))
-    other = f" (it has {gpu.gpus[0].name})" if gpu.gpus else ""
-    container = ("; no /dev/nvidia* either (a container started without --gpus looks the "
-                 "same)" if no_nodes else "")
-    return (f"this machine has no NVIDIA GPU{other}{container}",
-            Fix("use the CPU profile: sdboot install --profile cpu (ROCm for an AMD GPU), "
-                "or start on the CPU anyway: sdboot launch --allow-cpu"))
+        return (t("NVML failed: {error} (error {code})", error=gpu.nvml_error, code=code),
+                Fix(t("check nvidia-smi; reinstall the NVIDIA driver or reboot")))
+    none = t("this machine has no NVIDIA GPU (it has {gpu})", gpu=gpu.gpus[0].name) \
+        if gpu.gpus else t("this machine has no NVIDIA GPU")
+    if no_nodes:
+        none = t("{reason}; no /dev/nvidia* either (a container started without --gpus looks "
+                 "the same)", reason=none)
+    return (none,
+            Fix(t("use the CPU profile: sdboot install --profile cpu (ROCm for an AMD GPU), "
+                  "or start on the CPU anyway: sdboot launch --allow-cpu")))
 
 
 def _not_visible(version: str, why: str, fix: Fix, on_cpu: str | None = None,
@@ -121,11 +136,13 @@ def _not_visible(version: str, why: str, fix: Fix, on_cpu: str | None = None,
     if on_cpu:
         card = gpu is not None and gpu.vendor == Vendor.NVIDIA and bool(gpu.gpus)
         return Finding("gpu-not-visible", Severity.INFO,
-                       f"torch {version} is a CUDA build and no NVIDIA GPU is usable ({why}): "
-                       f"fine, the profile {on_cpu} runs the WebUI on the CPU "
-                       "(--skip-torch-cuda-test --no-half --precision full), so CUDA is not "
-                       "needed",
-                       Fix("to use the GPU instead: " + fix.summary) if card else None)
+                       t("torch {version} is a CUDA build and no NVIDIA GPU is usable ({why}): "
+                         "fine, the profile {profile} runs the WebUI on the CPU "
+                         "(--skip-torch-cuda-test --no-half --precision full), so CUDA is not "
+                         "needed", version=version, why=why, profile=on_cpu),
+                       Fix(t("to use the GPU instead: {fix}", fix=fix.summary))
+                       if card else None)
     return Finding("gpu-not-visible", Severity.ERROR,
-                   f"torch {version} is a CUDA build, but no NVIDIA GPU is usable: {why}; the "
-                   "WebUI would stop with 'Torch is not able to use GPU'", fix)
+                   t("torch {version} is a CUDA build, but no NVIDIA GPU is usable: {why}; the "
+                     "WebUI would stop with 'Torch is not able to use GPU'", version=version,
+                     why=why), fix)

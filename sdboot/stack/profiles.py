@@ -11,7 +11,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from sdboot.errors import SdbootError
-from sdboot.i18n import t
+from sdboot.i18n import N_, t
 from sdboot.io.datafile import bad_data, config_dir, data_dir, line_of, load_yaml
 from sdboot.stack.packages import is_requirement
 from sdboot.values import Profile
@@ -187,7 +187,8 @@ def load_profiles(extra_dirs: Sequence[Path] = ()) -> dict[str, Profile]:
             previous = found.get(profile.name)
             if previous is not None and previous.source == source:
                 raise bad_data(path, line_of(doc, "name"),
-                               f"profile name '{profile.name}' is already used by {previous.path}")
+                               t("profile name '{name}' is already used by {path}",
+                                 name=profile.name, path=previous.path))
             found[profile.name] = profile
     return found
 
@@ -196,8 +197,13 @@ def get_profile(profiles: dict[str, Profile], name: str) -> Profile:
     try:
         return profiles[name]
     except KeyError:
-        raise SdbootError(f"unknown profile '{name}'",
-                          "known profiles: " + ", ".join(sorted(profiles)), exit_code=2) from None
+        raise SdbootError(t(UNKNOWN_PROFILE, name=name),
+                          t(KNOWN_PROFILES, names=", ".join(sorted(profiles))),
+                          exit_code=2) from None
+
+
+UNKNOWN_PROFILE = N_("unknown profile '{name}'")
+KNOWN_PROFILES = N_("known profiles: {names}")
 
 
 def parse_cap(text: str) -> tuple[int, int] | None:

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.machine.gpu import detect_gpu, detect_host
 from sdboot.stack.fit import resolve_profile
-from sdboot.stack.profiles import DEFAULT_PYTHON, load_profiles
+from sdboot.stack.profiles import DEFAULT_PYTHON, KNOWN_PROFILES, UNKNOWN_PROFILE, load_profiles
 from sdboot.values import GpuInfo, HostFacts, Resolution, WebuiFacts
 from sdboot.webui.folder import detect_webui, parse_webui_version
 
@@ -37,7 +38,8 @@ def resolution_to_json(res: Resolution, gpu: GpuInfo, webui: WebuiFacts | None) 
 def check_python_version(text: str) -> str:
     parts = text.strip().split(".")
     if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
-        raise SdbootError(f"'{text}' is not a Python version", "use the X.Y form, e.g. 3.10")
+        raise SdbootError(t("'{text}' is not a Python version", text=text),
+                          t("use the X.Y form, e.g. 3.10"))
     return ".".join(parts[:2])
 
 
@@ -51,8 +53,8 @@ def resolve_for_machine(
 ) -> tuple[Resolution, dict[str, Any]]:
     profiles = load_profiles()
     if override is not None and override not in profiles:
-        raise SdbootError(f"unknown profile '{override}'",
-                          "known profiles: " + ", ".join(sorted(profiles)))
+        raise SdbootError(t(UNKNOWN_PROFILE, name=override),
+                          t(KNOWN_PROFILES, names=", ".join(sorted(profiles))))
     webui = None
     if webui_dir is not None:
         webui = detect_webui(webui_dir)
@@ -63,7 +65,8 @@ def resolve_for_machine(
     gpu = gpu or detect_gpu(host=host)
     res = resolve_profile(profiles, gpu, host, python, webui, override)
     if python_version is None and res.profile is not None:
-        res = Resolution(res.profile, (*res.reasons, f"Python {DEFAULT_PYTHON} assumed (the "
-                                       "WebUI's tested version); set --python-version"),
+        res = Resolution(res.profile, (*res.reasons, t(
+            "Python {version} assumed (the WebUI's tested version); set --python-version",
+            version=DEFAULT_PYTHON)),
                          res.rejected, res.advice)
     return res, resolution_to_json(res, gpu, webui)

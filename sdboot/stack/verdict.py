@@ -16,6 +16,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import N_, Text, t
 from sdboot.io.runner import Runner
 from sdboot.stack import probe as probe_module
 from sdboot.stack.fit import arch_supported
@@ -29,17 +30,18 @@ PROBE_TIMEOUT_S = 120.0  # a real torch import can take tens of seconds on a col
 def run_probe(python: Path, runner: Runner, timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
     """One subprocess in the target interpreter. -I keeps our own paths out of it."""
     if not python.exists():
-        raise SdbootError(f"{python} does not exist", "give the environment's python with "
-                          "--python PATH", exit_code=2)
+        raise SdbootError(t("{dir} does not exist", dir=python),
+                          t("give the environment's python with --python PATH"), exit_code=2)
     res = runner.run([str(python), "-I", probe_module.__file__], timeout=timeout)
     text = res.stdout
     start = text.find(probe_module.MARK_START)
     end = text.find(probe_module.MARK_END, start)
     if start < 0 or end < 0:
-        why = "timed out" if res.timed_out else f"exit {res.returncode}: {res.tail(4)}"
-        raise SdbootError(f"the probe could not run in {python} ({why})",
-                          "is that a working Python? try: " + f"{python} -c 'print(1)'",
-                          exit_code=1)
+        why = t("timed out") if res.timed_out else f"exit {res.returncode}: {res.tail(4)}"
+        raise SdbootError(t("the probe could not run in {python} ({why})", python=python,
+                            why=why),
+                          t("is that a working Python? try: {command}",
+                            command=f"{python} -c 'print(1)'"), exit_code=1)
     doc: dict[str, Any] = json.loads(text[start + len(probe_module.MARK_START):end])
     return doc
 
@@ -56,17 +58,18 @@ def _cuda_tuple(text: str | None) -> Version | None:
 
 
 def reinstall_fix(profile: Profile | None, python: str, source: WheelSource | None = None,
-                  why: str = "reinstall the pinned CUDA build") -> Fix | None:
+                  why: str = N_("reinstall the pinned CUDA build")) -> Fix | None:
     if profile is None:
         return None
     src = source or profile_source(profile)
     argv = (python, "-m", "pip", "install", "--force-reinstall", "--no-deps",
             f"torch=={profile.torch}", f"torchvision=={profile.torchvision}", *src.args())
-    return Fix(f"{why}: torch {profile.torch} ({profile.name})", (argv,), automatic=True)
+    return Fix(t("{why}: torch {torch} ({name})", why=_text(why), torch=profile.torch,
+                 name=profile.name), (argv,), automatic=True)
 
 
 def stack_install_fix(profile: Profile | None, python: str, constraints: Path | None = None,
-                      why: str = "install the pinned stack") -> Fix | None:
+                      why: str = N_("install the pinned stack")) -> Fix | None:
     """The pinned stack WITH its dependencies (an environment without torch lacks torch's
     own requirements too), under the constraints file when there is one; without it, the
     torch pin beside xformers keeps pip from replacing torch. numpy<2 goes along for a torch
@@ -84,8 +87,13 @@ def stack_install_fix(profile: Profile | None, python: str, constraints: Path | 
         pin = () if cons else (f"torch=={profile.torch}",)
         commands.append((*base, f"xformers=={profile.xformers}", *pin, *extra, *cons,
                          *profile.pip_args))
-    return Fix(f"{why}: torch {profile.torch} ({profile.name}) with its dependencies",
-               tuple(commands), automatic=True)
+    return Fix(t("{why}: torch {torch} ({name}) with its dependencies", why=_text(why),
+                 torch=profile.torch, name=profile.name), tuple(commands), automatic=True)
+
+
+def _text(why: str) -> Text:
+    """A reason given as an N_() id (or already a t() text), translated."""
+    return why if isinstance(why, Text) else t(why)
 
 
 
@@ -112,13 +120,16 @@ def _numpy_abi(probe: Mapping[str, Any], torch: Mapping[str, Any], python: str,
         return None
     spec = numpy_pin or "numpy<2"
     cons = ("-c", str(constraints)) if constraints is not None else ()
-    why = f"torch {torch_version} was built against NumPy 1.x, but numpy {numpy_version} " \
-          "is installed" if old_torch and numpy2 else f"numpy {numpy_version} does not " \
-          f"match the torch build"
-    return Finding("numpy-abi", Severity.ERROR,
-                   why + (f" ('{seen}')" if seen else "") + ": tensors cannot pass to or from "
-                   "numpy, and the WebUI fails on its first image",
-                   Fix(f"install {spec}" + (" (the WebUI's pin)" if numpy_pin else ""),
+    why = t("torch {torch} was built against NumPy 1.x, but numpy {numpy} is installed",
+            torch=torch_version, numpy=numpy_version) if old_torch and numpy2 else \
+        t("numpy {numpy} does not match the torch build", numpy=numpy_version)
+    message = t("{why} ('{seen}'): tensors cannot pass to or from numpy, and the WebUI fails "
+                "on its first image", why=why, seen=seen) if seen else \
+        t("{why}: tensors cannot pass to or from numpy, and the WebUI fails on its first "
+          "image", why=why)
+    return Finding("numpy-abi", Severity.ERROR, message,
+                   Fix(t("install {spec} (the WebUI's pin)", spec=spec) if numpy_pin
+                       else t("install {spec}", spec=spec),
                        ((python, "-m", "pip", "install", spec, *cons),), automatic=True))
 
 
@@ -164,26 +175,27 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
 
     if not probe.get("pip"):
         findings.append(Finding("pip-missing", Severity.ERROR,
-                                "the environment's Python has no pip, so the WebUI cannot "
-                                "install its requirements",
-                                Fix("bootstrap pip", ((python, "-m", "ensurepip", "--upgrade"),),
-                                    automatic=True)))
+                                t("the environment's Python has no pip, so the WebUI cannot "
+                                  "install its requirements"),
+                                Fix(t("bootstrap pip"),
+                                    ((python, "-m", "ensurepip", "--upgrade"),), automatic=True)))
     if not torch.get("installed"):
         findings.append(Finding("torch-missing", Severity.ERROR,
-                                "torch is not installed in this environment",
+                                t("torch is not installed in this environment"),
                                 stack_install_fix(expected, python, constraints)))
-        return make_verdict(findings, "torch is not installed")
+        return make_verdict(findings, t("torch is not installed"))
     numpy_abi = _numpy_abi(probe, torch, python, numpy_pin, constraints)
     if numpy_abi is not None:
         findings.append(numpy_abi)
         if torch.get("import_error") and any(m in str(torch["import_error"])
                                              for m in NUMPY_ABI_MARKERS):
-            return make_verdict(findings, "torch does not import beside this numpy")
+            return make_verdict(findings, t("torch does not import beside this numpy"))
     if torch.get("import_error"):
         findings.append(Finding("torch-import-error", Severity.ERROR,
-                                f"torch {torch.get('dist_version')} is installed but fails to "
-                                f"import: {torch['import_error']}", fix))
-        return make_verdict(findings, "torch does not import")
+                                t("torch {version} is installed but fails to import: {error}",
+                                  version=torch.get("dist_version"),
+                                  error=torch["import_error"]), fix))
+        return make_verdict(findings, t("torch does not import"))
 
     version = torch.get("version") or ""
     build_cuda = torch.get("cuda")
@@ -192,17 +204,19 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
         if nvidia:
             findings.append(Finding(
                 "cpu-torch", Severity.ERROR,
-                f"torch {version} is a CPU-only build, but this machine has "
-                f"{gpu.gpus[0].name}: the WebUI would stop with 'Torch is not able to use GPU'",
+                t("torch {version} is a CPU-only build, but this machine has {gpu}: the WebUI "
+                  "would stop with 'Torch is not able to use GPU'", version=version,
+                  gpu=gpu.gpus[0].name),
                 fix))
         elif gpu.vendor in (Vendor.NONE, Vendor.INTEL):
             findings.append(Finding("cpu-torch-no-gpu", Severity.INFO,
-                                    f"torch {version} is a CPU build and this machine has no "
-                                    "supported GPU: fine (the WebUI needs --skip-torch-cuda-test "
-                                    "--no-half --precision full)"))
+                                    t("torch {version} is a CPU build and this machine has no "
+                                      "supported GPU: fine (the WebUI needs "
+                                      "--skip-torch-cuda-test --no-half --precision full)",
+                                      version=version)))
     elif not _usable(gpu) or _hidden(gpu, webui_env):
         why, gpu_fix = gpu_unusable_cause(gpu, torch, webui_env) or (
-            "no NVIDIA driver answers", Fix("check nvidia-smi"))
+            t("no NVIDIA driver answers"), Fix(t("check nvidia-smi")))
         findings.append(_not_visible(version, why, gpu_fix, on_cpu, gpu))
     elif nvidia:
         driver_cuda = _cuda_tuple(gpu.cuda_driver_version)
@@ -210,11 +224,12 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
         if driver_cuda and wanted and wanted > driver_cuda:
             findings.append(Finding(
                 "driver-too-old", Severity.ERROR,
-                f"torch {version} is built for CUDA {build_cuda}, but driver "
-                f"{gpu.driver_version} supports CUDA {gpu.cuda_driver_version} at most",
-                Fix(f"update the NVIDIA driver (CUDA {build_cuda} needs a newer one), or "
-                    f"install a build for CUDA <= {gpu.cuda_driver_version}: "
-                    f"sdboot resolve --explain")))
+                t("torch {version} is built for CUDA {cuda}, but driver {driver} supports CUDA "
+                  "{driver_cuda} at most", version=version, cuda=build_cuda,
+                  driver=gpu.driver_version, driver_cuda=gpu.cuda_driver_version),
+                Fix(t("update the NVIDIA driver (CUDA {cuda} needs a newer one), or install "
+                      "a build for CUDA <= {driver_cuda}: sdboot resolve --explain",
+                      cuda=build_cuda, driver_cuda=gpu.cuda_driver_version))))
         arch_list = [str(a) for a in torch.get("arch_list") or []]
         arch = [a[3:-1] + "." + a[-1] for a in arch_list if a.startswith("sm_")]
         ptx = any(a.startswith("compute_") for a in arch_list)
@@ -222,10 +237,11 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
             if dev.compute_capability and not arch_supported(dev.compute_capability, arch, ptx):
                 findings.append(Finding(
                     "gpu-arch-unsupported", Severity.ERROR,
-                    f"torch {version} has no kernels for {dev.name} (compute capability "
-                    f"{dev.compute_capability}); it has {', '.join(arch)}",
-                    Fix("install a build with kernels for this GPU: sdboot resolve "
-                        "--explain (RTX 50 needs torch >= 2.7 with cu128)")))
+                    t("torch {version} has no kernels for {gpu} (compute capability {cap}); "
+                      "it has {arch}", version=version, gpu=dev.name,
+                      cap=dev.compute_capability, arch=", ".join(arch)),
+                    Fix(t("install a build with kernels for this GPU: sdboot resolve "
+                          "--explain (RTX 50 needs torch >= 2.7 with cu128)"))))
         cause = None if torch.get("cuda_available") else gpu_unusable_cause(gpu, torch,
                                                                              webui_env)
         if cause is not None and not findings_of(findings, "driver-too-old"):
@@ -233,57 +249,66 @@ def assess_stack(probe: dict[str, Any], gpu: GpuInfo, expected: Profile | None,
         elif not torch.get("cuda_available") and not findings_of(findings, "driver-too-old"):
             warn = "; ".join(torch.get("warnings") or []) or torch.get("kernel_error") or ""
             findings.append(Finding("cuda-unavailable", Severity.ERROR,
-                                    f"torch.cuda.is_available() is False with torch {version}"
-                                    + (f": {warn}" if warn else ""), fix))
+                                    t("torch.cuda.is_available() is False with torch "
+                                      "{version}: {warning}", version=version, warning=warn)
+                                    if warn else
+                                    t("torch.cuda.is_available() is False with torch "
+                                      "{version}", version=version), fix))
         elif torch.get("cuda_available") and torch.get("kernel_ok") is False:
-            error = torch.get("kernel_error") or "wrong result"
+            error = torch.get("kernel_error") or t("wrong result")
             if "no kernel image" in error and not findings_of(findings, "gpu-arch-unsupported"):
                 findings.append(Finding("gpu-arch-unsupported", Severity.ERROR,
-                                        f"the kernel check failed: {error}",
-                                        Fix("install a build with kernels for this GPU: "
-                                            "sdboot resolve --explain")))
+                                        t("the kernel check failed: {error}", error=error),
+                                        Fix(t("install a build with kernels for this GPU: "
+                                              "sdboot resolve --explain"))))
             elif "no kernel image" not in error:
                 findings.append(Finding("cuda-kernel-failed", Severity.ERROR,
-                                        f"the kernel check {probe_module.KERNEL_CHECK} failed: "
-                                        f"{error}", fix))
+                                        t("the kernel check {check} failed: {error}",
+                                          check=probe_module.KERNEL_CHECK, error=error), fix))
 
     if pinned and expected is not None and _base(version) != expected.torch_base and not (
             cpu_build and nvidia):
         findings.append(Finding("torch-drift", Severity.WARNING,
-                                f"torch {version} is installed; the expected stack "
-                                f"({expected.name}) pins {expected.torch}",
-                                reinstall_fix(expected, python, why="restore the pinned stack")))
+                                t("torch {version} is installed; the expected stack ({name}) "
+                                  "pins {torch}", version=version, name=expected.name,
+                                  torch=expected.torch),
+                                reinstall_fix(expected, python,
+                                              why=t("restore the pinned stack"))))
     xformers = probe.get("xformers") or {}
     built_for = xformers.get("built_for_torch")
     if xformers.get("installed") and built_for and _base(built_for) != _base(version):
         findings.append(Finding(
             "xformers-mismatch", Severity.ERROR,
-            f"xformers {xformers.get('version')} was built for torch {built_for}, "
-            f"but torch {version} is installed: its CUDA ops will not load",
+            t("xformers {xformers} was built for torch {built_for}, but torch {version} is "
+              "installed: its CUDA ops will not load", xformers=xformers.get("version"),
+              built_for=built_for, version=version),
             _xformers_fix(expected, version, python)))
     if cpu_build and not nvidia:
-        summary = f"CPU torch {version} on a machine without a supported GPU"
+        summary = t("CPU torch {version} on a machine without a supported GPU",
+                    version=version)
     elif on_cpu and any(f.code == "gpu-not-visible" and f.severity == Severity.INFO
                         for f in findings):
-        summary = f"CUDA torch {version} on the CPU ({on_cpu}: no usable NVIDIA GPU)"
+        summary = t("CUDA torch {version} on the CPU ({profile}: no usable NVIDIA GPU)",
+                    version=version, profile=on_cpu)
     elif findings_of(findings, "gpu-not-visible"):
-        summary = f"CUDA torch {version}, but no usable NVIDIA GPU"
+        summary = t("CUDA torch {version}, but no usable NVIDIA GPU", version=version)
     elif nvidia and torch.get("kernel_ok"):
         devices = ", ".join(d["name"] for d in torch.get("devices") or [])
-        summary = f"CUDA torch {version} runs on {devices} (kernel check passed)"
+        summary = t("CUDA torch {version} runs on {devices} (kernel check passed)",
+                    version=version, devices=devices)
     else:
-        summary = f"torch {version}"
+        summary = t("torch {version}", version=version)
     return make_verdict(findings, summary)
 
 
 def _xformers_fix(expected: Profile | None, torch_version: str, python: str) -> Fix:
     """The pinned xformers when the installed torch is the expected one; else advice."""
     if expected and expected.xformers and _base(torch_version) == expected.torch_base:
-        return Fix("install the xformers built for the installed torch",
+        return Fix(t("install the xformers built for the installed torch"),
                    ((python, "-m", "pip", "install", "--no-deps",
                      f"xformers=={expected.xformers}"),), automatic=True)
-    return Fix("install the xformers release built for the installed torch "
-               "(FACTS: each xformers up to 0.0.34 pins one exact torch), or uninstall it")
+    return Fix(t("install the xformers release built for the installed torch "
+                 "(FACTS: each xformers up to 0.0.34 pins one exact torch), or uninstall it"))
 
 
 def findings_of(findings: list[Finding], code: str) -> list[Finding]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.io.runner import Runner
 from sdboot.machine.envs import locate_env
 from sdboot.machine.gpu import detect_gpu, detect_host
@@ -42,16 +43,17 @@ def find_target(webui_dir: Path | None, python: Path | None) -> tuple[Path | Non
     if python is not None:
         return webui_dir, python
     if webui_dir is None:
-        raise SdbootError("no WebUI here and no --python given",
-                          "run inside the WebUI folder, give WEBUI_DIR, or --python PATH")
+        raise SdbootError(t("no WebUI here and no --python given"),
+                          t("run inside the WebUI folder, give WEBUI_DIR, or --python PATH"))
     recorded = (read_record(webui_dir).get("env") or {}).get("python")
     if recorded and Path(recorded).exists():
         return webui_dir, Path(recorded)
     found, how = locate_env(webui_dir)
     if found is None:
-        raise SdbootError(f"no Python environment found for {webui_dir}: {how}",
-                          "give the environment's interpreter with --python PATH, "
-                          "or create one with sdboot install", exit_code=1)
+        raise SdbootError(t("no Python environment found for {dir}: {reason}", dir=webui_dir,
+                            reason=how),
+                          t("give the environment's interpreter with --python PATH, "
+                            "or create one with sdboot install"), exit_code=1)
     return webui_dir, found
 
 
@@ -64,7 +66,7 @@ def _recorded_prefix(webui_dir: Path | None) -> str | None:
 
 def _broken(prefix: Path, reason: str, python: Path, gpu: GpuInfo
             ) -> tuple[Verdict, dict[str, Any]]:
-    verdict = make_verdict([env_broken_finding(prefix, reason)], "the environment is broken")
+    verdict = make_verdict([env_broken_finding(prefix, reason)], t("the environment is broken"))
     return verdict, verdict_to_json(verdict, python, {}, gpu, None, "none")
 
 
