@@ -4,7 +4,9 @@ fails without them, because the newest setuptools (>= 82) has no pkg_resources.
 
 The packages: the real setuptools >= 82, wheel and packaging of the test environment, repacked into
 wheels; the real setuptools 65.5.0 wheel the standard library bundles for ensurepip; the
-sdist is our own. Installed by the real uv, offline (--no-index --find-links)."""
+sdist is our own. Installed offline (--no-index --find-links) by the real uv, and by a current
+pip (>= 25.3, the test environment's, repacked), which no longer applies PIP_CONSTRAINT in build
+environments: only PIP_BUILD_CONSTRAINT reaches them there (pypa/pip#13534)."""
 
 from __future__ import annotations
 
@@ -52,6 +54,8 @@ def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repack("setuptools", out)
     repack("wheel", out)
     repack("packaging", out)  # wheel needs it
+    if Version(metadata.version("pip")) >= Version("25.3"):
+        repack("pip", out)
     (out / old.name).write_bytes(old.read_bytes())
     _sdist(out)
     return out
@@ -66,6 +70,43 @@ def _install(links: Path, tmp_path: Path,
     return subprocess.run(["uv", "pip", "install", "--python", str(venv / "bin/python"),
                            "--no-index", "--find-links", str(links), "pkgres-demo"],
                           capture_output=True, text=True, env=env, timeout=300)
+
+
+def _pip_install(links: Path, tmp_path: Path,
+                 env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The same install by a current pip inside a fresh venv."""
+    wheels = sorted(links.glob("pip-*.whl"))
+    if not wheels:
+        pytest.skip("the test extra installs pip >= 25.3; this environment has older")
+    venv = tmp_path / "venv"
+    subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    py = str(venv / "bin/python")
+    subprocess.run(["uv", "pip", "install", "-q", "--python", py, "--no-index", str(wheels[0])],
+                   check=True, env={**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache")})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env.update(PIP_CACHE_DIR=str(tmp_path / "pip-cache"), PIP_CONFIG_FILE=os.devnull,
+               PIP_DISABLE_PIP_VERSION_CHECK="1", **env_extra)
+    return subprocess.run([py, "-m", "pip", "install", "--no-index", "--find-links", str(links),
+                           "pkgres-demo"], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_current_pip_fails_without_the_guard_and_with_pip_constraint_only(
+        links: Path, tmp_path: Path) -> None:
+    res = _pip_install(links, tmp_path / "bare", {})
+    assert res.returncode != 0 and "pkg_resources" in res.stdout + res.stderr
+    caps = tmp_path / "constraints.txt"
+    caps.write_text(render_build_constraints(build_caps()))
+    # the old way (PIP_CONSTRAINT alone) no longer reaches the build environment
+    old_way = _pip_install(links, tmp_path / "old-way", {"PIP_CONSTRAINT": str(caps)})
+    assert old_way.returncode != 0 and "pkg_resources" in old_way.stdout + old_way.stderr
+
+
+def test_current_pip_builds_under_the_guard(links: Path, tmp_path: Path) -> None:
+    build = tmp_path / "build-constraints.txt"
+    build.write_text(render_build_constraints(build_caps()))
+    res = _pip_install(links, tmp_path, constraint_env(None, build))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Successfully installed pkgres-demo-1.0" in res.stdout
 
 
 def test_pkg_resources_build_fails_without_the_guard(links: Path, tmp_path: Path) -> None:
