@@ -6,41 +6,41 @@ from pathlib import Path
 
 import typer
 
+from sdboot.i18n import _
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("doctor")
+    @app.command("doctor", help=_(
+        "Diagnose a WebUI install and tell the exact fix for each problem.\n"
+        "\n"
+        "Areas: system (git, disk), GPU and driver (VRAM), the Python environment (version,\n"
+        "pip), the torch stack (CPU build, drift, xformers, driver, GPU architecture), the\n"
+        "WebUI checkout (mirror rewrites, dead upstream repositories), network and mirrors,\n"
+        "models (no checkpoint, a model in the wrong folder). Exit 1 while an error remains.\n"
+        "\n"
+        "Every finding code is explained in docs/troubleshooting.md (and\n"
+        "docs/troubleshooting.zh-CN.md)."))
     def doctor(
-        webui_dir: Path | None = typer.Argument(None, metavar="[WEBUI_DIR]",
-                                                help="The WebUI folder (default: the "
-                                                "current folder when it holds a WebUI)."),
-        python: Path | None = typer.Option(None, "--python", metavar="PATH",
-                                           help="The environment's interpreter (default: "
-                                           "the install record, webui-user, venv/)."),
-        profile: str | None = typer.Option(None, "--profile", metavar="NAME",
-                                           help="The torch stack you expect (default: the "
-                                           "install record, the launch file's pins, the "
-                                           "resolver)."),
-        fix: bool = typer.Option(False, "--fix", help="Run the automatic fixes, then check "
-                                 "again and report the new state."),
-        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before fixing."),
+        webui_dir: Path | None = typer.Argument(None, metavar="[WEBUI_DIR]", help=_(
+            "The WebUI folder (default: the current folder when it holds a WebUI).")),
+        python: Path | None = typer.Option(None, "--python", metavar="PATH", help=_(
+            "The environment's interpreter (default: the install record, webui-user, "
+            "venv/).")),
+        profile: str | None = typer.Option(None, "--profile", metavar="NAME", help=_(
+            "The torch stack you expect (default: the install record, the launch file's "
+            "pins, the resolver).")),
+        fix: bool = typer.Option(False, "--fix", help=_(
+            "Run the automatic fixes, then check again and report the new state.")),
+        yes: bool = typer.Option(False, "--yes", "-y", help=_("Do not ask before fixing.")),
         only: str | None = typer.Option(None, "--only", metavar="CODE,...",
-                                        help="Report only these finding codes."),
-        offline: bool = typer.Option(False, "--offline", help="No network checks."),
-        mask_paths: bool = typer.Option(False, "--mask-paths", help="Replace your home "
-                                        "folder and user name in the output (for pasting "
-                                        "into a bug report)."),
-        json_out: bool = typer.Option(False, "--json", help="Print sdboot.doctor/1 JSON."),
+                                        help=_("Report only these finding codes.")),
+        offline: bool = typer.Option(False, "--offline", help=_("No network checks.")),
+        mask_paths: bool = typer.Option(False, "--mask-paths", help=_(
+            "Replace your home folder and user name in the output (for pasting into a bug "
+            "report).")),
+        json_out: bool = typer.Option(False, "--json", help=_("Print sdboot.doctor/1 JSON.")),
     ) -> None:
-        """Diagnose a WebUI install and tell the exact fix for each problem.
-
-        Areas: system (git, disk), GPU and driver (VRAM), the Python environment (version,
-        pip), the torch stack (CPU build, drift, xformers, driver, GPU architecture), the
-        WebUI checkout (mirror rewrites, dead upstream repositories), network and mirrors,
-        models (no checkpoint, a model in the wrong folder). Exit 1 while an error remains.
-
-        Every finding code is explained in docs/troubleshooting.md (and
-        docs/troubleshooting.zh-CN.md).
-        """
+        # no docstring: typer would show it untranslated (help= above)
         import getpass
         import sys
 
@@ -58,13 +58,14 @@ def register(app: typer.Typer) -> None:
         )
         from sdboot.doctor.facts import DoctorFacts
         from sdboot.errors import SdbootError
-        from sdboot.i18n import _
+        from sdboot.i18n import t
 
         codes = parse_only(only)
         root = find_webui(webui_dir)
         if root is None and python is None:
-            raise SdbootError("no WebUI here and no --python given",
-                              "run inside the WebUI folder, give WEBUI_DIR, or --python PATH")
+            raise SdbootError(t("no WebUI here and no --python given"),
+                              t("run inside the WebUI folder, give WEBUI_DIR, or --python "
+                                "PATH"))
         facts = DoctorFacts(root, python, profile, offline)
         if profile is not None:  # an unknown name is bad input, before any check runs
             from sdboot.stack.profiles import get_profile
@@ -82,9 +83,9 @@ def register(app: typer.Typer) -> None:
                 render_fix_plan(con, plan)
                 if not yes:
                     if not sys.stdin.isatty():
-                        raise SdbootError("--fix needs confirmation", "add --yes to run the "
-                                          "fixes without asking")
-                    if not typer.confirm("Run these fixes?", default=True, err=json_out):
+                        raise SdbootError(t("--fix needs confirmation"),
+                                          t("add --yes to run the fixes without asking"))
+                    if not typer.confirm(_("Run these fixes?"), default=True, err=json_out):
                         raise typer.Exit(1)
                 before = report.summary
                 with busy(spinner, _("running the fixes")):
@@ -93,7 +94,7 @@ def register(app: typer.Typer) -> None:
                     report = diagnose(fresh_facts(facts), codes)
                 report.fixes_run, report.before = done, before
             elif not json_out:
-                con.print("No automatic fix to run.")
+                con.print(_("No automatic fix to run."))
         if json_out:
             emit_json(report.to_json(mask))
         else:

@@ -39,8 +39,9 @@ def render_gpu(con: Console, info: GpuInfo) -> None:
     if not info.gpus:
         con.print(_("No GPU found: sdboot will use the CPU profile (slow, but it works)."))
     else:
-        con.print(f"[bold]{info.vendor.value.upper()}[/bold] via {info.source.value}"
-                  f"  driver {info.driver_version or '?'}"
+        con.print(f"[bold]{info.vendor.value.upper()}[/bold] "
+                  + _("via {source}  driver {version}").format(
+                      source=info.source.value, version=info.driver_version or "?")
                   + ("  " + _("(supports CUDA {version})").format(
                       version=info.cuda_driver_version)
                      if info.cuda_driver_version else ""))
@@ -74,16 +75,16 @@ def render_profile(con: Console, p: Profile) -> None:
     con.print(f"[bold]{p.name}[/bold]  {p.description}")
     rows = [
         ("torch", p.torch), ("torchvision", p.torchvision), ("xformers", p.xformers or "-"),
-        ("backend", p.backend + (f" (CUDA {p.cuda})" if p.cuda else "")),
-        ("wheels from", mask(p.index_url or "the default package index")
+        (_("backend"), p.backend + (f" (CUDA {p.cuda})" if p.cuda else "")),
+        (_("wheels from"), mask(p.index_url or _("the default package index"))
          + {"extra": " (--extra-index-url)", "index": " (--index-url)"}.get(p.index_mode, "")),
-        ("GPU architectures", ", ".join(p.arch) + (f" (+PTX on {', '.join(p.ptx)})"
-                                                   if p.ptx else "") if p.arch else "-"),
+        (_("GPU architectures"), ", ".join(p.arch) + (" " + _("(+PTX on {archs})").format(
+            archs=", ".join(p.ptx)) if p.ptx else "") if p.arch else "-"),
         ("Python", p.python),
-        ("WebUI", ", ".join(p.webui) or "any"),
-        ("platforms", ", ".join(p.platforms)),
-        ("minimum driver", ", ".join(f"{k} {v}" for k, v in p.min_driver.items()) or "-"),
-        ("file", p.path),
+        ("WebUI", ", ".join(p.webui) or _("any")),
+        (_("platforms"), ", ".join(p.platforms)),
+        (_("minimum driver"), ", ".join(f"{k} {v}" for k, v in p.min_driver.items()) or "-"),
+        (_("file"), p.path),
     ]
     table = Table(show_header=False, show_edge=False, pad_edge=False, box=None)
     table.add_column(style="dim")
@@ -150,23 +151,23 @@ def render_mirror_list(con: Console, table: MirrorTable) -> None:
         for m in mirrors:
             extra = [str(m.kind)] + ([m.region] if m.region else [])
             if m.source == "user":
-                extra.append("yours")
+                extra.append(_("yours"))
             line = f"  {m.name:<{width}}  {mask(m.url)}  ({', '.join(extra)})"
             if m.dead_since:
-                con.print(f"{line}  dead since {m.dead_since}", style="dim", soft_wrap=True,
-                          markup=False)
+                con.print(line + "  " + _("dead since {date}").format(date=m.dead_since),
+                          style="dim", soft_wrap=True, markup=False)
             else:
                 con.print(line, soft_wrap=True, markup=False)
             if m.notes:
                 con.print(f"  {'':<{width}}  {mask(m.notes)}", style="dim", soft_wrap=True,
                           markup=False)
     if table.presets:
-        con.print("\nPresets (--mirror NAME):")
+        con.print("\n" + _("Presets (--mirror NAME):"))
         for name, choice in table.presets.items():
             con.print(f"  {name}: " + ", ".join(f"{g}={n}" for g, n in choice.items()),
                       soft_wrap=True)
     if table.substitutions:
-        con.print("\nRepositories that are gone, and their replacements:")
+        con.print("\n" + _("Repositories that are gone, and their replacements:"))
         for sub in table.substitutions:
             con.print(f"  {mask(sub.from_url)} -> {mask(sub.to_url)}", soft_wrap=True,
                       markup=False)
@@ -190,12 +191,12 @@ def render_health(con: Console, results: list[Health], elapsed_s: float, deadlin
             url = mask(c.url)
             con.print(f"  {mark} {c.name:<16} {what:<12}  {url}"
                       if h.alive else f"  {mark} {c.name:<16} {url}  ({what})", soft_wrap=True)
-    con.print(f"\nTested {len(results)} candidates in {elapsed_s:.1f} s "
-              f"(deadline {deadline_s:g} s).")
+    con.print("\n" + _("Tested {count} candidates in {elapsed:.1f} s (deadline {deadline:g} s)."
+                       ).format(count=len(results), elapsed=elapsed_s, deadline=deadline_s))
     for reason in reasons:
-        con.print(f"auto would choose: {local(reason)}")
+        say(con, Text(_("auto would choose: {reason}").format(reason=local(reason))))
     if not reasons:
-        con.print("auto would choose: the upstreams (they answer well).")
+        con.print(_("auto would choose: the upstreams (they answer well)."))
 
 
 def render_apply(con: Console, result: ApplyResult, sel: Selection, dry_run: bool) -> None:
@@ -203,57 +204,69 @@ def render_apply(con: Console, result: ApplyResult, sel: Selection, dry_run: boo
         if result.diff:
             con.print(mask(result.diff.rstrip("\n")), markup=False, highlight=False,
                       soft_wrap=True)
-        con.print(f"(dry run: nothing changed; {len(result.files)} file(s) would change)")
+        con.print(_("(dry run: nothing changed; {count} file(s) would change)").format(
+            count=len(result.files)))
         return
     chosen = sel.chosen()
-    picked = ", ".join(f"{g}={n}" for g, n in chosen.items()) or "none (upstreams)"
+    picked = ", ".join(f"{g}={n}" for g, n in chosen.items()) or _("none (upstreams)")
     if result.mode == "rewrite":
         if result.files and result.urls:
-            con.print(f"Rewrote {result.urls} string(s) with GitHub URLs in {result.files[0]} "
-                      f"through {picked}.")
-            con.print(f"[yellow]warning:[/yellow] {local(result.notes[0])}")
+            con.print(_("Rewrote {count} string(s) with GitHub URLs in {file} through "
+                        "{mirrors}.").format(count=result.urls, file=result.files[0],
+                                             mirrors=picked), markup=False)
+            con.print("[yellow]warning:[/yellow] " + local(result.notes[0]))
             for note in result.notes[1:]:
-                con.print(f"note: {mask(local(note))}", markup=False, soft_wrap=True)
+                con.print(_("note: {note}").format(note=mask(local(note))), markup=False,
+                          soft_wrap=True)
         else:
-            con.print(f"{result.files[0] if result.files else 'launch file'}: already "
-                      "rewritten this way; nothing to do.")
+            con.print(_("{file}: already rewritten this way; nothing to do.").format(
+                file=result.files[0] if result.files else _("the launch file")), markup=False)
         return
     if result.files:
-        con.print(f"Mirrors {picked} written to {', '.join(result.files)} "
-                  "(a block between sdboot's markers).")
+        con.print(_("Mirrors {mirrors} written to {files} (a block between sdboot's markers)."
+                    ).format(mirrors=picked, files=", ".join(result.files)), markup=False)
     else:
-        con.print(f"Mirrors {picked}: webui-user files already up to date.")
+        con.print(_("Mirrors {mirrors}: webui-user files already up to date.").format(
+            mirrors=picked), markup=False)
     if result.env is not None:
         for name, value in result.env.vars.items():
             con.print(mask(f"  {name}={value}"), markup=False, highlight=False, soft_wrap=True)
     for note in result.notes:
-        con.print(f"note: {mask(local(note))}", markup=False, soft_wrap=True)
-    con.print(f"Undo with: sdboot mirror revert {quote([str(result.root)])}")
+        con.print(_("note: {note}").format(note=mask(local(note))), markup=False,
+                  soft_wrap=True)
+    con.print(_("Undo with: {command}").format(
+        command="sdboot mirror revert " + quote([str(result.root)])), markup=False,
+        soft_wrap=True)
 
 
 def render_mirror_status(con: Console, doc: dict[str, Any]) -> None:
-    con.print(f"WebUI {doc['webui']}  (launch file {doc['launch_file']})")
+    con.print(_("WebUI {dir}  (launch file {file})").format(dir=doc["webui"],
+                                                          file=doc["launch_file"]),
+              markup=False, soft_wrap=True)
     rw = doc.get("rewrite")
     if rw:
-        con.print(f"rewrite: {rw['file']} through {rw['mirror']} ({mask(rw['prefix'])}), "
-                  f"{rw['urls']} string(s): {rw['state']}", markup=False, soft_wrap=True)
+        con.print(_("rewrite: {file} through {mirror} ({prefix}), {count} string(s): {state}"
+                    ).format(file=rw["file"], mirror=rw["mirror"], prefix=mask(rw["prefix"]),
+                             count=rw["urls"], state=rw["state"]), markup=False,
+                  soft_wrap=True)
     elif doc.get("hand_rewrites"):
-        con.print(f"rewrite: [yellow]{len(doc['hand_rewrites'])} proxied GitHub URL(s) "
-                  "not written by sdboot[/yellow] (an old hand edit?), e.g.")
+        con.print(_("rewrite: {count} proxied GitHub URL(s) not written by sdboot (an old "
+                    "hand edit?), e.g.").format(count=len(doc["hand_rewrites"])),
+                  style="yellow", markup=False)
         con.print(f"  {mask(doc['hand_rewrites'][0])}", markup=False, soft_wrap=True)
-        con.print("  `sdboot mirror revert DIR` removes them.")
+        con.print("  " + _("`sdboot mirror revert DIR` removes them."), markup=False)
     else:
-        con.print("rewrite: none (the launch file has its upstream URLs)")
+        con.print(_("rewrite: none (the launch file has its upstream URLs)"))
     env = doc.get("env")
     if env:
-        con.print(f"env: managed block in {', '.join(env['files']) or '(no file)'}")
+        con.print(_("env: managed block in {files}").format(
+            files=", ".join(env["files"]) or _("(no file)")), markup=False)
         for name, value in (env.get("vars") or {}).items():
             con.print(mask(f"  {name}={value}"), markup=False, highlight=False, soft_wrap=True)
     else:
-        con.print("env: none")
+        con.print(_("env: none"))
     for problem in doc.get("problems", []):
-        con.print("[yellow]problem:[/yellow] ", end="")
-        con.print(mask(local(problem)), markup=False, soft_wrap=True)
+        say(con, Text(_("problem:") + " ", style="yellow") + mask(local(problem)))
 
 
 # --- doctor ----------------------------------------------------------------------------------
@@ -301,11 +314,11 @@ def render_doctor(con: Console, report: DoctorReport,
             if f.fix is None:
                 continue
             if f.fix.commands:
-                label = _("fix (--fix runs it)") if f.fix.automatic else _("fix")
-                say_command(con, Text(f"{label}: ", style="dim"),
+                label = _("fix (--fix runs it):") if f.fix.automatic else _("fix:")
+                say_command(con, Text(label + " ", style="dim"),
                             _command(f.fix.commands[0], paths), indent=6, hang=10)
             else:
-                say(con, Text(_("fix") + ": ", style="dim") + text(local(f.fix.summary)),
+                say(con, Text(_("fix:") + " ", style="dim") + text(local(f.fix.summary)),
                     indent=6, hang=8)
     s = report.summary
     crashed = _(", {count} check(s) crashed").format(count=s.crashed) if s.crashed else ""
