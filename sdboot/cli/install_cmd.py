@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from sdboot.i18n import _
+
 _REPO_SCHEMES = ("https", "http", "ssh", "git", "file")
 _SCP_LIKE = re.compile(r"[\w.-]+@[\w.-]+:[\w./~+-]+")
 
@@ -70,6 +72,10 @@ def register(app: typer.Typer) -> None:
                                      "command; change nothing."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before starting."),
         insecure: bool = typer.Option(False, "--insecure", help="Allow plain-http mirrors."),
+        lock: Path | None = typer.Option(None, "--lock", metavar="FILE", help=_(
+            "Reproduce a lock (WEBUI/.sdboot/lock.txt of another install on the same "
+            "platform and Python): its WebUI commit, its profile and exactly its packages; "
+            "fails where it cannot.")),
         json_out: bool = typer.Option(False, "--json", help="Print sdboot.install/1 JSON."),
     ) -> None:
         """Install the WebUI with a torch stack that is proven to run on this GPU.
@@ -101,7 +107,7 @@ def register(app: typer.Typer) -> None:
         log = cache_dir() / "logs" / time.strftime("install-%Y%m%d-%H%M%S.log")
         runner = Runner(log_path=log)
         opts = InstallOptions(webui_dir, profile, mirror, env, webui_repo, ref, dry_run, yes,
-                              insecure)
+                              insecure, lock)
         ui = make_ui(con)
         try:
             run = InstallRun(opts, ui, runner)

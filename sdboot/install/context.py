@@ -169,7 +169,8 @@ class InstallContext:
 
     def webui_args(self) -> list[str]:
         saved = self.record.get("webui_args")
-        if isinstance(saved, list) and self.opts.profile is None:
+        # the recorded flags while the profile stays (--lock gives the recorded one again)
+        if isinstance(saved, list) and self.opts.profile in (None, self.record.get("profile")):
             return [str(a) for a in saved]
         from sdboot.webui.flags import webui_args
 

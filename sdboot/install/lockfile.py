@@ -24,18 +24,28 @@ from sdboot.mirrors.table import canonical_url, map_url
 from sdboot.stack.lock import (
     Lock,
     check_lock_fits,
+    freeze,
     here_platform,
     lock_differences,
     read_lock,
     render_lock_constraints,
 )
-from sdboot.stack.packages import Installer, WheelSource, render_constraints
+from sdboot.stack.packages import (
+    INSTALL_TIMEOUT_S,
+    Installer,
+    WheelSource,
+    constraint_env,
+    render_constraints,
+    write_constraints,
+)
 from sdboot.stack.release_constraints import fit_to_profile, read_release_constraints, render
 from sdboot.stack.release_constraints import shipped_path as release_file
 
 if TYPE_CHECKING:
     from sdboot.install.context import InstallContext
 
+# what `uv venv --seed` / ensurepip put in a fresh environment
+_SEEDS = frozenset({"pip", "setuptools", "wheel"})
 LOCK_CONSTRAINTS = "lock-constraints.txt"
 LOCK_REQUIREMENTS = "lock-requirements.txt"
 RELEASE_CONSTRAINTS = "release-constraints.txt"
@@ -110,6 +120,36 @@ def plan_lock_install(ctx: InstallContext, installer: Installer, source: WheelSo
     return argv
 
 
+def install_lock(ctx: InstallContext, lock: Lock, installer: Installer) -> int:
+    """The lock-mode torch step: the profile's constraints files as usually, then every
+    distribution of the lock in one call, then the installer's seeds the lock does not
+    have (pip, setuptools, wheel) removed. Returns the number of distributions."""
+    assert ctx.profile is not None
+    write_constraints(ctx.profile, ctx.constraints, ctx.build_caps(), ctx.build_constraints)
+    requirements = write_lock_requirements(ctx, lock)
+    argv = plan_lock_install(ctx, installer, ctx.wheel_source(), requirements)
+    env = {**ctx.pip_env(), **constraint_env(None, ctx.build_constraints)}
+    _run(ctx, argv, env, installer)
+    extra = sorted(n for n in freeze(ctx.python(), ctx.runner)
+                   if n in _SEEDS and n not in lock.packages)
+    if extra:
+        base = installer.base(ctx.python())
+        uninstall = ([*base[:2], "uninstall", *base[3:], *extra] if installer.kind == "uv"
+                     else [str(ctx.python()), "-m", "pip", "uninstall", "-y", *extra])
+        _run(ctx, uninstall, env, installer)
+    return len(lock.packages)
+
+
+def _run(ctx: InstallContext, argv: list[str], env: dict[str, str],
+         installer: Installer) -> None:
+    res = ctx.runner.stream(argv, timeout=INSTALL_TIMEOUT_S, env=env, on_line=ctx.ui.detail)
+    if not res.ok:
+        raise SdbootError(t("{installer} could not install the lock (exit {code}): {tail}",
+                            installer=installer.kind, code=res.returncode, tail=res.tail(3)),
+                          t("a version of the lock may be gone from the index or its mirror; "
+                            "full log: {log}", log=ctx.runner.log_path or "-"), exit_code=1)
+
+
 def write_lock_requirements(ctx: InstallContext, lock: Lock) -> Path:
     return _write(ctx, LOCK_REQUIREMENTS, "# Written by sdboot: the lock, through this "
                   "install's mirrors.\n" + "\n".join(lock_lines(lock, ctx)) + "\n")
@@ -128,20 +168,25 @@ def upstream_urls(urls: dict[str, str], ctx: InstallContext) -> dict[str, str]:
     return out
 
 
-def check_against_lock(lock: Lock, installed: dict[str, str], webui_commit: str | None,
-                       repositories: dict[str, str]) -> list[str]:
-    """Every way the install differs from the lock: distributions (lock_differences), the
-    WebUI's commit, a repository's commit."""
+def check_against_lock(lock: Lock, installed: dict[str, str],
+                       webui_commit: str | None) -> list[str]:
+    """What makes the install another than the lock: distributions (lock_differences) and
+    the WebUI's commit."""
     out = lock_differences(lock, installed)
     if webui_commit != lock.webui_commit:
         out.append(t("WebUI commit {have} (the lock has {want})", have=webui_commit or "-",
                      want=lock.webui_commit))
-    for name, commit in sorted(lock.repositories.items()):
-        have = repositories.get(name)
-        if have != commit:
-            out.append(t("repositories/{name} at {have} (the lock has {want})", name=name,
-                         have=have or "-", want=commit))
     return out
+
+
+def repository_differences(lock: Lock, repositories: dict[str, str]) -> list[str]:
+    """The repositories (cloned by the WebUI's own launch file) at other commits than the
+    lock's: reported, not fatal (the WebUI's commit pins them; a gone upstream's copy may
+    differ)."""
+    return [t("repositories/{name} at {have} (the lock has {want})", name=name,
+              have=repositories.get(name) or "-", want=commit)
+            for name, commit in sorted(lock.repositories.items())
+            if repositories.get(name) != commit]
 
 
 def refuse_differences(differences: list[str], source: Path | None) -> None:

@@ -69,7 +69,10 @@ class GitHost:
         host = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
+            def do_HEAD(self) -> None:  # uv asks before it fetches a wheel; GitHub answers
+                self.do_GET(body=False)
+
+            def do_GET(self, body: bool = True) -> None:
                 host.requests.append(self.path)
                 if host.delay_s:
                     time.sleep(host.delay_s)
@@ -84,7 +87,8 @@ class GitHost:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 try:
-                    self.wfile.write(data)
+                    if body:
+                        self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

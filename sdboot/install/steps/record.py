@@ -1,6 +1,9 @@
 """Mark the install complete in the install record, with the versions it ended with, and
 write the lock (.sdboot/lock.txt): every distribution in the environment at its exact
-version, the WebUI's and each repository's commit, the profile and the index."""
+version, the WebUI's and each repository's commit, the profile and the index. A direct-URL
+distribution keeps its URL in upstream form. With --lock the environment must be the lock:
+any difference fails the install (exit 1) and names it; a repository at another commit
+than the lock's is reported."""
 
 from __future__ import annotations
 
@@ -9,10 +12,16 @@ from datetime import datetime, timezone
 
 from sdboot.errors import SdbootError
 from sdboot.i18n import t
+from sdboot.install.lockfile import (
+    check_against_lock,
+    refuse_differences,
+    repository_differences,
+    upstream_urls,
+)
 from sdboot.install.steps.base import Step
 from sdboot.io import git as gitops
 from sdboot.io.files import atomic_write
-from sdboot.stack.lock import LOCK_FILE, Lock, freeze_hashes, render_lock
+from sdboot.stack.lock import LOCK_FILE, Lock, freeze_full, render_lock
 
 _WHERE = ("import json, sys, platform\n"
           "print(json.dumps([platform.python_version(), sys.platform + '-' + "
@@ -39,7 +48,7 @@ class RecordStep(Step):
             raise SdbootError(t("cannot ask {python} for its version", python=ctx.python()),
                               t("run sdboot verify to see what is wrong with the environment"),
                               exit_code=1) from exc
-        packages, hashes = freeze_hashes(ctx.python(), ctx.runner)
+        packages, hashes, urls = freeze_full(ctx.python(), ctx.runner)
         repos = {}
         folder = ctx.root / "repositories"
         if folder.is_dir():
@@ -53,11 +62,22 @@ class RecordStep(Step):
         return Lock(python=str(python), platform=str(platform), profile=ctx.profile.name,
                     index=index, webui_repo=str(ctx.repo), webui_commit=commit,
                     repositories=repos, packages=packages, hashes=hashes,
-                    created=datetime.now(timezone.utc).replace(microsecond=0).isoformat())
+                    created=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+                    urls=upstream_urls(urls, ctx))
+
+    def _compare(self, made: Lock) -> None:
+        """The install that followed a lock must have ended as that lock."""
+        wanted = self.ctx.lock
+        assert wanted is not None
+        refuse_differences(check_against_lock(wanted, made.packages, made.webui_commit),
+                           self.ctx.opts.lock)
+        self.ctx.notes.extend(repository_differences(wanted, made.repositories))
 
     def do(self) -> str:
         assert self.ctx.profile is not None
         lock = self._lock()
+        if self.ctx.lock is not None:
+            self._compare(lock)
         atomic_write(self.ctx.root / LOCK_FILE, render_lock(lock).encode(), root=self.ctx.root)
         self.ctx.record["complete"] = True
         self.ctx.record["versions"] = self.ctx.installed()
