@@ -139,10 +139,17 @@ def render_verdict(con: Console, verdict: Verdict, doc: dict[str, Any]) -> None:
 # --- mirrors ---------------------------------------------------------------------------------
 
 
+def _under(con: Console, column: int, indent: int) -> int:
+    """The hanging indent that lines continuation up under `column`, where the terminal
+    leaves room for it; else a short one."""
+    return column if con.width - column >= 30 else indent + 4
+
+
 def render_mirror_list(con: Console, table: MirrorTable) -> None:
     from sdboot.mirrors.table import GROUPS
 
     width = max((len(m.name) for m in table.mirrors.values()), default=8)
+    column = 2 + width + 2  # where the URLs start
     for group in GROUPS:
         mirrors = table.of_group(group)
         if not mirrors:
@@ -152,25 +159,23 @@ def render_mirror_list(con: Console, table: MirrorTable) -> None:
             extra = [str(m.kind)] + ([m.region] if m.region else [])
             if m.source == "user":
                 extra.append(_("yours"))
-            line = f"  {m.name:<{width}}  {mask(m.url)}  ({', '.join(extra)})"
+            line = f"{m.name:<{width}}  {mask(m.url)}  ({', '.join(extra)})"
             if m.dead_since:
-                con.print(line + "  " + _("dead since {date}").format(date=m.dead_since),
-                          style="dim", soft_wrap=True, markup=False)
-            else:
-                con.print(line, soft_wrap=True, markup=False)
+                line += "  " + _("dead since {date}").format(date=m.dead_since)
+            say(con, Text(line, style="dim" if m.dead_since else ""), indent=2,
+                hang=_under(con, column, 2))
             if m.notes:
-                con.print(f"  {'':<{width}}  {mask(m.notes)}", style="dim", soft_wrap=True,
-                          markup=False)
+                under = _under(con, column, 2)
+                say(con, Text(mask(m.notes), style="dim"), indent=under, hang=under)
     if table.presets:
         con.print("\n" + _("Presets (--mirror NAME):"))
         for name, choice in table.presets.items():
-            con.print(f"  {name}: " + ", ".join(f"{g}={n}" for g, n in choice.items()),
-                      soft_wrap=True)
+            say(con, Text(f"{name}: " + ", ".join(f"{g}={n}" for g, n in choice.items())),
+                indent=2, hang=4)
     if table.substitutions:
         con.print("\n" + _("Repositories that are gone, and their replacements:"))
         for sub in table.substitutions:
-            con.print(f"  {mask(sub.from_url)} -> {mask(sub.to_url)}", soft_wrap=True,
-                      markup=False)
+            say(con, Text(f"{mask(sub.from_url)} -> {mask(sub.to_url)}"), indent=2, hang=4)
 
 
 def render_health(con: Console, results: list[Health], elapsed_s: float, deadline_s: float,
@@ -184,13 +189,12 @@ def render_health(con: Console, results: list[Health], elapsed_s: float, deadlin
         con.print(f"[bold]{group}[/bold]")
         for h in mine:
             c = h.candidate
+            line = Text.from_markup("[green]✓[/green] " if h.alive else "[red]✗[/red] ")
             if h.alive:
-                mark, what = "[green]✓[/green]", f"{h.latency_ms:7.0f} ms"
+                line.append(f"{c.name:<16} {h.latency_ms:7.0f} ms     {mask(c.url)}")
             else:
-                mark, what = "[red]✗[/red]", mask(f"{h.error}")
-            url = mask(c.url)
-            con.print(f"  {mark} {c.name:<16} {what:<12}  {url}"
-                      if h.alive else f"  {mark} {c.name:<16} {url}  ({what})", soft_wrap=True)
+                line.append(f"{c.name:<16} {mask(c.url)}  ({mask(str(h.error))})")
+            say(con, line, indent=2, hang=_under(con, 2 + 2 + 17, 2))
     con.print("\n" + _("Tested {count} candidates in {elapsed:.1f} s (deadline {deadline:g} s)."
                        ).format(count=len(results), elapsed=elapsed_s, deadline=deadline_s))
     for reason in reasons:

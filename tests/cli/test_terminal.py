@@ -139,16 +139,20 @@ def slow_python(tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-def hanging_mirror(config_dir: Path) -> Iterator[None]:
-    """A GitHub mirror that answers after the deadline, and an upstream that refuses: the
-    mirror test waits its whole deadline, then finds nothing alive."""
+def hanging_mirror(config_dir: Path) -> Iterator[Callable[[], None]]:
+    """Call it for a mirror table of one GitHub mirror that answers after the deadline,
+    and an upstream that refuses: the mirror test waits its whole deadline, then finds
+    nothing alive."""
     slow = GitHost({}, delay_s=5).start()
-    (config_dir / "mirrors.yaml").write_text(
-        "replace_shipped: true\nmirrors:\n"
-        f"  - {{name: slow, kind: github-prefix, url: '{slow.url}'}}\n"
-        f"upstreams:\n  github: 'http://127.0.0.1:{closed_port()}/'\n")
+
+    def use() -> None:
+        (config_dir / "mirrors.yaml").write_text(
+            "replace_shipped: true\nmirrors:\n"
+            f"  - {{name: slow, kind: github-prefix, url: '{slow.url}'}}\n"
+            f"upstreams:\n  github: 'http://127.0.0.1:{closed_port()}/'\n")
+
     try:
-        yield
+        yield use
     finally:
         slow.stop()
 
@@ -159,6 +163,7 @@ class Case:
     rc: int
     last: str  # the end of the output: it came out whole
     spinner: str | None = None  # shown while it works, gone at the end
+    hanging: bool = False  # with the hanging mirror as the whole mirror table
 
 
 CASES = {
@@ -169,7 +174,10 @@ CASES = {
                             0, "Dry run: nothing was changed."),
     "profiles-list": Case(lambda w, tmp: ["profiles", "list"], 0, "details: sdboot profiles"),
     "mirror-test": Case(lambda w, tmp: ["mirror", "test", "--kind", "github", "--timeout",
-                                        "1.5"], 1, "you seem to be offline", "probing"),
+                                        "1.5"], 1, "you seem to be offline", "probing",
+                        hanging=True),
+    "mirror-list": Case(lambda w, tmp: ["mirror", "list"], 0,  # the shipped table: long lines
+                        "Repositories that are gone, and their replacements:"),
 }
 FOLDABLE = 40  # a word this long (a path, a URL) may be folded inside a narrow column
 
@@ -190,10 +198,13 @@ def _same_words(narrow: list[str], wide: list[str]) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-@pytest.mark.usefixtures("slow_python", "hanging_mirror")
+@pytest.mark.usefixtures("slow_python")
 def test_fits_80_and_200_columns_without_breaking_words(
-        name: str, gpu_libs: GpuLibs, config_dir: Path, webui: Path, tmp_path: Path) -> None:
+        name: str, gpu_libs: GpuLibs, config_dir: Path, webui: Path, tmp_path: Path,
+        hanging_mirror: Callable[[], None]) -> None:
     case = CASES[name]
+    if case.hanging:
+        hanging_mirror()
     argv = case.argv(webui, tmp_path)
     env = _env(gpu_libs, config_dir)
     rc80, raw80, narrow = in_pty(argv, 80, env, tmp_path)
@@ -231,13 +242,18 @@ def test_a_pipe_gets_whole_lines(gpu_libs: GpuLibs, config_dir: Path, webui: Pat
     assert plan.returncode == 0, plan.stderr
     clone = [line for line in plan.stdout.splitlines() if " clone " in line]
     assert clone and clone[0].rstrip().endswith(str(target)), plan.stdout
+    table = subprocess.run([sys.executable, "-m", "sdboot", "mirror", "list"],
+                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    dead = [line for line in table.stdout.splitlines() if "https://ghproxy.com/" in line]
+    assert len(dead) == 1 and dead[0].rstrip().endswith("dead since 2023-11"), table.stdout
 
 
-@pytest.mark.usefixtures("hanging_mirror")
 def test_no_spinner_in_a_pipe_or_with_json(gpu_libs: GpuLibs, config_dir: Path, webui: Path,
-                                           slow_python: Path) -> None:
+                                           slow_python: Path,
+                                           hanging_mirror: Callable[[], None]) -> None:
     """A pipe gets the result only: no spinner frames, no escape codes; --json on a
     terminal gets no spinner either (its stderr stays quiet)."""
+    hanging_mirror()
     env = _env(gpu_libs, config_dir)
     for argv, spinner, last in (
             (["doctor", str(webui), "--offline", "--python", str(slow_python)],
