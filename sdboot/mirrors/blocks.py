@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.io.files import (
     atomic_write,
     inside,
@@ -42,12 +43,13 @@ def exclude_from_git(root: Path, patterns: tuple[str, ...]) -> list[str]:
     try:
         inside(root, exclude.parent, rel)
         if exclude.is_symlink():
-            return [f"{rel} is a symbolic link: not changing it, so {patterns[0]} may show "
-                    "in `git status`"]
+            return [t("{path} is a symbolic link: not changing it, so {pattern} may show in "
+                      "`git status`", path=rel, pattern=patterns[0])]
         data = exclude.read_bytes() if os.path.lexists(exclude) else b""
     except (OSError, SdbootError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "outside"
-        return [f"could not read {rel} ({reason}): {patterns[0]} may show in `git status`"]
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else t("outside")
+        return [t("could not read {path} ({reason}): {pattern} may show in `git status`",
+                  path=rel, reason=reason, pattern=patterns[0])]
     present = set(data.split())
     missing = [p for p in patterns if p.encode() not in present]
     if not missing:
@@ -57,9 +59,9 @@ def exclude_from_git(root: Path, patterns: tuple[str, ...]) -> list[str]:
         atomic_write(exclude, data + sep + "".join(f"{p}\n" for p in missing).encode(),
                      root=root)
     except (OSError, SdbootError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "refused"
-        return [f"could not add {', '.join(missing)} to {rel} ({reason}): they may show in "
-                "`git status`"]
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else t("refused")
+        return [t("could not add {patterns} to {path} ({reason}): they may show in "
+                  "`git status`", patterns=", ".join(missing), path=rel, reason=reason)]
     return []
 
 # --- webui-user.sh / webui-user.bat: the managed blocks -----------------------------------------
@@ -196,8 +198,9 @@ def read_user_file(root: Path, name: str) -> tuple[str, bool]:
     if path.is_file():
         return path.read_bytes().decode("utf-8", "surrogateescape"), True
     if os.path.lexists(path):
-        raise SdbootError(f"{path} is not a file", f"move it away; sdboot writes {name} "
-                          "as a plain text file", exit_code=2)
+        raise SdbootError(t("{path} is not a file", path=path),
+                          t("move it away; sdboot writes {name} as a plain text file",
+                            name=name), exit_code=2)
     return "", False
 
 
@@ -250,13 +253,15 @@ def write_user_files(root: Path, files: list[UserFile], backup: bool = True) -> 
         if uf.exists and backup:
             copy = path.with_name(uf.name + BACKUP_SUFFIX)
             if _keep_copy(root, copy, uf.old.encode("utf-8", "surrogateescape"), path):
-                notes.append(f"{uf.name}: your original is kept as {copy.name}")
+                notes.append(t("{name}: your original is kept as {copy}", name=uf.name,
+                               copy=copy.name))
                 backups.append(f"/{copy.name}")
         atomic_write(path, uf.new.encode("utf-8", "surrogateescape"), root=root)
         if uf.kept:
             shown = "; ".join(ln.strip() for ln in uf.kept)[:200]
-            notes.append(f"{uf.name}: {len(uf.kept)} line(s) of yours were inside sdboot's "
-                         f"managed block; kept, moved above it: {shown}")
+            notes.append(t("{name}: {count} line(s) of yours were inside sdboot's managed "
+                           "block; kept, moved above it: {lines}", name=uf.name,
+                           count=len(uf.kept), lines=shown))
     if backups:
         notes.extend(exclude_from_git(root, tuple(backups)))
     return notes

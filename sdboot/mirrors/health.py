@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sdboot.i18n import t
 from sdboot.io.datafile import cache_dir
 from sdboot.io.files import atomic_write
 from sdboot.io.mask import mask_obj
@@ -110,9 +111,9 @@ def plan_candidates(table: MirrorTable, groups: tuple[str, ...] = GROUPS,
             probe, expect = _probe_for(mirror, table.probes, variant)
             skip = None
             if mirror.dead_since:
-                skip = f"known dead since {mirror.dead_since}"
+                skip = t("known dead since {date}", date=mirror.dead_since)
             elif mirror.url.startswith("http://") and not insecure and not is_loopback(mirror.url):
-                skip = "plain http (use --insecure to test it)"
+                skip = t("plain http (use --insecure to test it)")
             out.append(Candidate(mirror.name, group, str(mirror.kind), mirror.url, probe,
                                  expect, mirror.dead_since, skip))
     return out
@@ -146,21 +147,21 @@ def _upstream(table: MirrorTable, group: str, variant: str) -> Candidate | None:
 def check_body(expect: str, status: int | None, body: bytes) -> str | None:
     """Pure: why an answer does not count (None: it does)."""
     if status is None:
-        return "no answer"
+        return t("no answer")
     if not 200 <= status < 300:
         return f"HTTP {status}"
     head = body[:4096].lstrip()
     if expect == "git-refs" and not _GIT_REFS.match(head):
-        return "answered, but not with git refs"
+        return t("answered, but not with git refs")
     if expect in ("simple", "links") and b"<a " not in body.lower() \
             and not head.startswith(b"{"):
-        return "answered, but not with an index page"
+        return t("answered, but not with an index page")
     if expect == "links" and b"torch" not in body.lower():
-        return "answered, but lists no torch wheels"
+        return t("answered, but lists no torch wheels")
     if expect == "sha256" and not _SHA256.match(head):
-        return "answered, but not with a checksum"
+        return t("answered, but not with a checksum")
     if expect == "json" and not head.startswith((b"{", b"[")):
-        return "answered, but not with the expected file"
+        return t("answered, but not with the expected file")
     return None
 
 
@@ -175,8 +176,8 @@ def _probe_one(cand: Candidate, deadline_s: float, runner: Runner) -> Health:
         elapsed = (time.monotonic() - started) * 1000
         if res.ok:
             return Health(cand, True, elapsed)
-        return Health(cand, False, None, "pip cannot reach it" if not res.timed_out
-                      else "timed out")
+        return Health(cand, False, None, t("pip cannot reach it") if not res.timed_out
+                      else t("timed out"))
     from sdboot.io.net import fetch_head
 
     result = fetch_head(cand.probe_url, deadline_s)
@@ -203,7 +204,7 @@ def run_health(cands: list[Candidate], deadline_s: float = DEFAULT_DEADLINE_S,
         try:
             health = _probe_one(cands[i], deadline_s, runner)
         except Exception as exc:  # noqa: BLE001 - a probe never takes the command down
-            health = Health(cands[i], False, None, f"probe failed: {exc}")
+            health = Health(cands[i], False, None, t("probe failed: {error}", error=exc))
         with lock:
             results[i] = health
             if all(j in results for j in live):
@@ -215,7 +216,8 @@ def run_health(cands: list[Candidate], deadline_s: float = DEFAULT_DEADLINE_S,
         threading.Thread(target=work, args=(i,), daemon=True).start()
     done.wait(deadline_s)
     with lock:
-        return [results.get(i) or Health(c, False, None, f"no answer within {deadline_s:g} s")
+        return [results.get(i) or Health(c, False, None, t("no answer within {seconds} s",
+                                                           seconds=f"{deadline_s:g}"))
                 for i, c in enumerate(cands)]
 
 
@@ -240,14 +242,17 @@ def choose_auto(results: list[Health], table: MirrorTable) -> tuple[Selection, l
                                                         3 * (best.latency_ms or 0)))
         if up_fine or (best is None and up is not None):
             if up is not None and not up.alive:
-                reasons.append(f"{group}: upstream unreachable and no mirror answered")
+                reasons.append(t("{group}: upstream unreachable and no mirror answered",
+                                 group=group))
             continue
         if best is not None:
             chosen[group] = table.mirrors[best.candidate.name]
-            why = "unreachable" if up is None or not up.alive else \
-                f"slow ({up.latency_ms:.0f} ms)"
-            reasons.append(f"{group}: upstream {why}; using {best.candidate.name} "
-                           f"({best.latency_ms:.0f} ms)")
+            facts = {"group": group, "name": best.candidate.name,
+                     "ms": f"{best.latency_ms:.0f}"}
+            reasons.append(t("{group}: upstream unreachable; using {name} ({ms} ms)", **facts)
+                           if up is None or not up.alive else
+                           t("{group}: upstream slow ({up_ms} ms); using {name} ({ms} ms)",
+                             up_ms=f"{up.latency_ms:.0f}", **facts))
     return Selection(label="auto", **chosen), reasons
 
 
@@ -297,7 +302,7 @@ def auto_select(table: MirrorTable, deadline_s: float = DEFAULT_DEADLINE_S,
         save_cache(results)
     selection, reasons = choose_auto(results, table)
     if not fresh:
-        reasons.append("from the health check cached less than 30 min ago "
-                       "(sdboot mirror test refreshes it)")
+        reasons.append(t("from the health check cached less than 30 min ago "
+                         "(sdboot mirror test refreshes it)"))
     return selection, reasons, results
 

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import N_, Text, local_or_lookup, t
 from sdboot.io.datafile import LineDict, bad_data, config_dir, data_dir, line_of, load_yaml, present
 from sdboot.io.http_rules import is_loopback_host
 from sdboot.mirrors.table import (
@@ -35,7 +36,11 @@ from sdboot.mirrors.table import (
 # IPv6 host. Nothing here means anything to sh, bash or cmd.
 _URL_CHAR = re.compile(r"[A-Za-z0-9\-._:/@%+=\[\]]")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_CHAR_NAMES = {" ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carriage return"}
+_CHAR_NAMES = {" ": N_("a space"), "\t": N_("a tab"), "\n": N_("a newline"),
+               "\r": N_("a carriage return")}
+
+
+_MUST_BE_LIST = N_("'{key}' must be a list")
 
 
 def shown_value(text: str) -> str:
@@ -50,30 +55,34 @@ def url_problem(url: str, *, variant: bool = False, schemes: tuple[str, ...] = (
     text = url.replace("{variant}", "") if variant else url
     bad = list(dict.fromkeys(ch for ch in text if not _URL_CHAR.fullmatch(ch)))
     if bad:
-        names = ", ".join(_CHAR_NAMES.get(ch, repr(ch)) for ch in bad[:4])
-        return (f"url '{shown_value(url)}' contains {names}: a URL here may hold only letters, "
-                "digits and - . _ : / @ % + = (percent-encode anything else, e.g. a password)")
+        shown = [_CHAR_NAMES.get(ch) for ch in bad[:4]]
+        names = Text(", ".join(n or repr(ch) for n, ch in zip(shown, bad, strict=False)),
+                     "、".join(local_or_lookup(n) if n else repr(ch)
+                              for n, ch in zip(shown, bad, strict=False)))
+        return t("url '{url}' contains {names}: a URL here may hold only letters, digits and "
+                 "- . _ : / @ % + = (percent-encode anything else, e.g. a password)",
+                 url=shown_value(url), names=names)
     if _BAD_PERCENT.search(text):
-        return f"url '{url}' has a '%' that is not a %XX escape"
+        return t("url '{url}' has a '%' that is not a %XX escape", url=url)
     try:
         parts = urlsplit(text)
         host = parts.hostname
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
-        return f"url '{url}' is not a valid URL ({exc})"
+        return t("url '{url}' is not a valid URL ({error})", url=url, error=exc)
     if parts.scheme not in schemes or not host:
-        return f"url '{url}' is not an http(s) URL"
+        return t("url '{url}' is not an http(s) URL", url=url)
     if "[" in parts.path or "]" in parts.path:
-        return f"url '{url}' has brackets outside an IPv6 host"
+        return t("url '{url}' has brackets outside an IPv6 host", url=url)
     if url.startswith("-"):
-        return f"url '{url}' starts with '-'"
+        return t("url '{url}' starts with '-'", url=url)
     return None
 
 
 def local_http_problem(url: str) -> str | None:
     """Profiles and pip arguments: https, or plain http only to this machine (loopback)."""
     if urlsplit(url).scheme == "http" and not is_loopback(url):
-        return f"url '{url}' uses plain http:// to another machine (use https)"
+        return t("url '{url}' uses plain http:// to another machine (use https)", url=url)
     return None
 
 
@@ -87,59 +96,63 @@ def require_secure(mirror: Mirror, insecure: bool = False) -> None:
     scheme = urlsplit(mirror.url).scheme
     if scheme == "https" or is_loopback(mirror.url) or insecure:
         return
-    raise SdbootError(f"mirror '{mirror.name}' uses plain {scheme}:// ({mirror.url})",
-                      "use an https mirror, or pass --insecure if you trust this network")
+    raise SdbootError(t("mirror '{name}' uses plain {scheme}:// ({url})", name=mirror.name,
+                        scheme=scheme, url=mirror.url),
+                      t("use an https mirror, or pass --insecure if you trust this network"))
 
 
 def _parse_mirror(doc: Any, path: Path, source: str) -> Mirror:
     if not isinstance(doc, dict):
-        raise bad_data(path, line_of(doc), "a mirror entry must be a mapping")
+        raise bad_data(path, line_of(doc), t("a mirror entry must be a mapping"))
 
     def text(key: str, required: bool = False) -> str | None:
         value = doc.get(key)
         if value is None:
             if required:
-                raise bad_data(path, line_of(doc), f"mirror entry lacks '{key}'")
+                raise bad_data(path, line_of(doc), t("mirror entry lacks '{key}'", key=key))
             return None
         if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise bad_data(path, line_of(doc, key), f"'{key}' must be a string")
+            raise bad_data(path, line_of(doc, key), t("'{key}' must be a string", key=key))
         return str(value)
 
     unknown = set(doc) - {"name", "kind", "url", "region", "dead_since", "notes"}
     if unknown:
         raise bad_data(path, line_of(doc, sorted(unknown)[0]),
-                       f"unknown key '{sorted(unknown)[0]}' in mirror entry")
+                       t("unknown key '{key}' in mirror entry", key=sorted(unknown)[0]))
     name = text("name", True) or ""
     if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
-        raise bad_data(path, line_of(doc, "name"), f"bad mirror name '{name}'")
+        raise bad_data(path, line_of(doc, "name"), t("bad mirror name '{name}'", name=name))
     kind_text = text("kind", True) or ""
     try:
         kind = MirrorKind(kind_text)
     except ValueError:
         raise bad_data(path, line_of(doc, "kind"),
-                       f"unknown mirror kind '{kind_text}' (one of: "
-                       f"{', '.join(k.value for k in MirrorKind)})") from None
+                       t("unknown mirror kind '{kind}' (one of: {kinds})", kind=kind_text,
+                         kinds=", ".join(k.value for k in MirrorKind))) from None
     url = text("url", True) or ""
     where = f"{path}:{line_of(doc, 'url')}"
     problem = url_problem(url, variant=True)
     if problem:
-        raise bad_data(path, line_of(doc, "url"), f"mirror {problem}")
+        raise bad_data(path, line_of(doc, "url"), t("mirror {problem}", problem=problem))
     if any(ch in _STOP for ch in url.replace("{variant}", "")):
         raise bad_data(path, line_of(doc, "url"),
-                       f"mirror url '{url}' contains spaces, quotes or braces")
+                       t("mirror url '{url}' contains spaces, quotes or braces", url=url))
     if "{variant}" in url and GROUP_OF[kind] != "torch":
-        raise bad_data(path, line_of(doc, "url"), "only torch mirrors may use {variant}")
+        raise bad_data(path, line_of(doc, "url"), t("only torch mirrors may use {variant}",
+                                                    variant="{variant}"))
     if kind in (MirrorKind.GITHUB_PREFIX, MirrorKind.GITHUB_CLONE, MirrorKind.GITHUB_HOST):
         if not url.endswith("/"):
             raise bad_data(path, line_of(doc, "url"),
-                           f"a {kind} url must end with '/' (got '{url}')")
+                           t("a {kind} url must end with '/' (got '{url}')", kind=str(kind),
+                             url=url))
         if _GITHUB_START_RE.search(url):
             raise bad_data(path, line_of(doc, "url"),
-                           "a GitHub mirror url must not contain https://github.com/ itself")
+                           t("a GitHub mirror url must not contain https://github.com/ "
+                             "itself"))
     dead = text("dead_since")
     if dead is not None and not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", dead):
         raise bad_data(path, line_of(doc, "dead_since"),
-                       f"dead_since must look like 2023-11 (got '{dead}')")
+                       t("dead_since must look like 2023-11 (got '{value}')", value=dead))
     return Mirror(name=name, kind=kind, url=url, region=text("region"), dead_since=dead,
                   notes=text("notes"), source=source, where=where)
 
@@ -150,67 +163,74 @@ def _merge_layer(doc: Any, path: Path, source: str, mirrors: dict[str, Mirror],
     if doc is None:
         return
     if not isinstance(doc, dict):
-        raise bad_data(path, 1, "mirrors.yaml must be a mapping with mirrors / presets / "
-                       "substitutions")
+        raise bad_data(path, 1, t("mirrors.yaml must be a mapping with mirrors / presets / "
+                                  "substitutions"))
     unknown = set(doc) - {"mirrors", "presets", "substitutions", "upstreams", "probes",
                           "replace_shipped"}
     if unknown:
         key = sorted(unknown)[0]
-        raise bad_data(path, line_of(doc, key), f"unknown top-level key '{key}'")
+        raise bad_data(path, line_of(doc, key), t("unknown top-level key '{key}'", key=key))
     if doc.get("replace_shipped") is True:  # "only our own mirrors" (a company network)
         if source == "shipped":
-            raise bad_data(path, line_of(doc, "replace_shipped"), "only an overlay may "
-                           "replace the shipped table")
+            raise bad_data(path, line_of(doc, "replace_shipped"),
+                           t("only an overlay may replace the shipped table"))
         mirrors.clear()
         presets.clear()
         subs.clear()
         extra.pop("_preset_lines", None)
     entries = doc.get("mirrors") or []
     if not isinstance(entries, list):
-        raise bad_data(path, line_of(doc, "mirrors"), "'mirrors' must be a list")
+        raise bad_data(path, line_of(doc, "mirrors"), t(_MUST_BE_LIST, key="mirrors"))
     seen: set[str] = set()
     for entry in entries:
         mirror = _parse_mirror(entry, path, source)
         if mirror.name in seen:
-            raise bad_data(path, line_of(entry, "name"), f"mirror '{mirror.name}' appears twice")
+            raise bad_data(path, line_of(entry, "name"),
+                           t("mirror '{name}' appears twice", name=mirror.name))
         seen.add(mirror.name)
         mirrors[mirror.name] = mirror
     raw_presets = doc.get("presets") or {}
     if not isinstance(raw_presets, dict):
-        raise bad_data(path, line_of(doc, "presets"), "'presets' must be a mapping")
+        raise bad_data(path, line_of(doc, "presets"), t("'{key}' must be a mapping",
+                                                        key="presets"))
     for pname, choice in raw_presets.items():
         if not isinstance(choice, dict) or not all(isinstance(v, str) for v in choice.values()):
             raise bad_data(path, line_of(raw_presets, pname),
-                           f"preset '{pname}' must map groups to mirror names")
+                           t("preset '{name}' must map groups to mirror names", name=pname))
         bad = set(choice) - set(GROUPS)
         if bad:
             raise bad_data(path, line_of(raw_presets, pname),
-                           f"preset '{pname}': unknown group '{sorted(bad)[0]}' "
-                           f"(one of: {', '.join(GROUPS)})")
+                           t("preset '{name}': unknown group '{group}' (one of: {groups})",
+                             name=pname, group=sorted(bad)[0], groups=", ".join(GROUPS)))
         presets[str(pname)] = {str(k): str(v) for k, v in choice.items()}
         if isinstance(choice, LineDict):
             extra.setdefault("_preset_lines", {})[str(pname)] = f"{path}:{choice.line}"
     raw_subs = doc.get("substitutions") or []
     if not isinstance(raw_subs, list):
-        raise bad_data(path, line_of(doc, "substitutions"), "'substitutions' must be a list")
+        raise bad_data(path, line_of(doc, "substitutions"),
+                       t(_MUST_BE_LIST, key="substitutions"))
     for sub in raw_subs:
         if not isinstance(sub, dict) or not isinstance(sub.get("from"), str) \
                 or not isinstance(sub.get("to"), str):
-            raise bad_data(path, line_of(sub), "a substitution needs 'from' and 'to' URLs")
+            raise bad_data(path, line_of(sub), t("a substitution needs 'from' and 'to' URLs"))
         for key in ("from", "to"):
             if not _REPO_RE.match(sub[key]):
                 raise bad_data(path, line_of(sub, key),
-                               f"'{sub[key]}' is not a https://github.com/OWNER/REPO URL")
+                               t("'{url}' is not a https://github.com/OWNER/REPO URL",
+                                 url=sub[key]))
         subs[_repo_key(sub["from"])] = Substitution(sub["from"], sub["to"])
     for key in ("upstreams", "probes"):
         value = doc.get(key) or {}
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise bad_data(path, line_of(doc, key), f"'{key}' must map names to strings")
+            raise bad_data(path, line_of(doc, key), t("'{key}' must map names to strings",
+                                                      key=key))
         for name, text in value.items():
             problem = _probe_problem(str(name), text) if key == "probes" else \
                 (url_problem(text, variant=True) if text else None)
             if problem:
-                raise bad_data(path, line_of(value, name), f"{key}.{name}: {problem}")
+                raise bad_data(path, line_of(value, name), t("{key}: {problem}",
+                                                             key=f"{key}.{name}",
+                                                             problem=problem))
         extra.setdefault(key, {}).update({str(k): str(v) for k, v in value.items()})
 
 
@@ -227,9 +247,10 @@ def _probe_problem(name: str, text: str) -> str | None:
     argv), a repository, a file path; never an option, a URL or a way up (..)."""
     shape = _PROBE_SHAPES.get(name)
     if shape is None:
-        return f"unknown probe (one of: {', '.join(_PROBE_SHAPES)})"
+        return t("unknown probe (one of: {probes})", probes=", ".join(_PROBE_SHAPES))
     if not shape.fullmatch(text) or ".." in text:
-        return f"'{shown_value(text)}' is not a plain {name.replace('_', ' ')}"
+        return t("'{value}' is not a plain {what}", value=shown_value(text),
+                 what=name.replace("_", " "))
     return None
 
 
@@ -252,9 +273,11 @@ def load_mirrors(extra_files: tuple[Path, ...] = ()) -> MirrorTable:
             if mirror is None or mirror.group != group:
                 loc = where.get(pname, "mirrors.yaml:1")
                 file, _, line = loc.rpartition(":")
-                what = "unknown mirror" if mirror is None else f"a {mirror.group} mirror"
-                raise bad_data(file, int(line), f"preset '{pname}' sets {group} to "
-                               f"'{mname}', which is {what}")
+                what = t("unknown mirror") if mirror is None else \
+                    t("a {group} mirror", group=mirror.group)
+                raise bad_data(file, int(line), t("preset '{name}' sets {group} to '{mirror}', "
+                                                  "which is {what}", name=pname, group=group,
+                                                  mirror=mname, what=what))
     return MirrorTable(mirrors, presets, tuple(subs.values()), extra.get("upstreams", {}),
                        extra.get("probes", {}))
 
@@ -273,9 +296,10 @@ def select(table: MirrorTable, spec: str | None, insecure: bool = False,
             single = table.mirrors[spec]
             chosen[single.group] = single
         else:
-            raise SdbootError(f"unknown mirror or preset '{spec}'",
-                              f"presets: {', '.join(sorted(table.presets)) or 'none'}; also "
-                              "auto, none, or a mirror name from sdboot mirror list")
+            raise SdbootError(t("unknown mirror or preset '{name}'", name=spec),
+                              t("presets: {presets}; also auto, none, or a mirror name from "
+                                "sdboot mirror list",
+                                presets=", ".join(sorted(table.presets)) or "none"))
     for group, override in overrides.items():
         if override:
             chosen[group] = None if override == "none" else table.get(override, group)

@@ -11,6 +11,7 @@ import tokenize
 from dataclasses import dataclass
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.mirrors.table import retarget
 
 # Python 3.12 splits f-strings into FSTRING_START/MIDDLE/END tokens and 3.14 adds t-strings;
@@ -69,8 +70,8 @@ def _literals(text: str) -> list[tuple[int, int, int]]:
             elif tok.type == tokenize.STRING and depth == 0:
                 spans.append((offset(tok.start), offset(tok.end), tok.start[0]))
     except (tokenize.TokenError, SyntaxError) as exc:
-        raise SdbootError(f"the launch file is not valid Python ({exc})",
-                          "restore it with `git checkout -- <file>` and try again") from None
+        raise SdbootError(t("the launch file is not valid Python ({error})", error=exc),
+                          t("restore it with `git checkout -- <file>` and try again")) from None
     return spans
 
 

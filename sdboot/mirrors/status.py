@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.mirrors.apply import USER_FILES, proxied_urls, read_state, sha256
 from sdboot.mirrors.env import (
     read_block,
@@ -32,8 +33,8 @@ def status(root: Path, table: MirrorTable) -> dict[str, Any]:
             state_word = "undone (the file is the original again)"
         else:
             state_word = "edited since"
-            doc["problems"].append(f"{rw['file']} was edited after the rewrite; revert needs "
-                                   "--force")
+            doc["problems"].append(t("{file} was edited after the rewrite; revert needs "
+                                     "--force", file=rw["file"]))
         doc["rewrite"] = {"file": rw["file"], "mirror": rw.get("mirror"),
                           "prefix": rw.get("prefix"), "urls": rw.get("urls"),
                           "state": state_word}
