@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sdboot.i18n import t
 from sdboot.io.runner import Runner, which
 from sdboot.values import GpuAccess, GpuDevice, GpuInfo, GpuSource, HostFacts, Vendor
 
@@ -53,7 +54,8 @@ def _with_timeout(fn: Callable[[], T], timeout: float, what: str) -> T:
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise _ProbeFailed(f"{what} did not answer within {timeout:g} s")
+        raise _ProbeFailed(t("{what} did not answer within {seconds} s", what=what,
+                             seconds=f"{timeout:g}"))
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
@@ -114,7 +116,8 @@ def probe_nvml(notes: list[str], wsl_dir: str, timeout: float,
     try:
         import pynvml
     except ImportError as exc:
-        notes.append(f"NVML skipped: the pynvml module (nvidia-ml-py) is not importable: {exc}")
+        notes.append(t("NVML skipped: the pynvml module (nvidia-ml-py) is not importable: "
+                       "{error}", error=exc))
         return None
 
     def standard() -> tuple[str, str | None, tuple[GpuDevice, ...]]:
@@ -124,22 +127,22 @@ def probe_nvml(notes: list[str], wsl_dir: str, timeout: float,
         driver, cuda, devices = _with_timeout(standard, timeout, "NVML")
         return GpuInfo(Vendor.NVIDIA, GpuSource.NVML, driver, cuda, devices, tuple(notes))
     except _ProbeFailed as exc:
-        notes.append(f"NVML skipped: {exc}")
+        notes.append(t("NVML skipped: {reason}", reason=exc.args[0]))
         return None
     except pynvml.NVMLError_LibraryNotFound as exc:
         failure.update(code=NVML_LIBRARY_NOT_FOUND, message=str(exc))
-        notes.append("NVML not found on the library path (libnvidia-ml.so.1 / nvml.dll)")
+        notes.append(t("NVML not found on the library path (libnvidia-ml.so.1 / nvml.dll)"))
     except pynvml.NVMLError as exc:
         failure.update(code=int(getattr(exc, "value", -1)), message=str(exc))
-        notes.append(f"NVML failed: {exc}")
+        notes.append(t("NVML failed: {error}", error=exc))
         return None
     except OSError as exc:
-        notes.append(f"NVML failed to load: {exc}")
+        notes.append(t("NVML failed to load: {error}", error=exc))
         return None
 
     wsl_lib = Path(wsl_dir) / "libnvidia-ml.so.1"
     if sys.platform == "win32" or not wsl_lib.exists():
-        notes.append(f"WSL2 driver folder skipped: {wsl_lib} does not exist")
+        notes.append(t("WSL2 driver folder skipped: {path} does not exist", path=wsl_lib))
         return None
 
     def from_wsl() -> tuple[str, str | None, tuple[GpuDevice, ...]]:
@@ -150,9 +153,10 @@ def probe_nvml(notes: list[str], wsl_dir: str, timeout: float,
     try:
         driver, cuda, devices = _with_timeout(from_wsl, timeout, "NVML (WSL2)")
     except (_ProbeFailed, OSError, pynvml.NVMLError) as exc:
-        notes.append(f"NVML from the WSL2 folder failed: {exc}")
+        notes.append(t("NVML from the WSL2 folder failed: {error}",
+                       error=exc.args[0] if isinstance(exc, _ProbeFailed) else exc))
         return None
-    notes.append(f"NVML loaded from the WSL2 driver folder {wsl_dir}")
+    notes.append(t("NVML loaded from the WSL2 driver folder {dir}", dir=wsl_dir))
     return GpuInfo(Vendor.NVIDIA, GpuSource.NVML, driver, cuda, devices, tuple(notes))
 
 
@@ -185,21 +189,22 @@ def parse_smi_cuda_version(text: str) -> str | None:
 def probe_nvidia_smi(notes: list[str], runner: Runner, timeout: float) -> GpuInfo | None:
     exe = which("nvidia-smi")
     if exe is None:
-        notes.append("nvidia-smi skipped: not found on PATH")
+        notes.append(t("nvidia-smi skipped: not found on PATH"))
         return None
     res = runner.run([exe, f"--query-gpu={SMI_FIELDS}", "--format=csv,noheader,nounits"],
                      timeout=timeout)
     if not res.ok:
-        notes.append(f"nvidia-smi failed: {res.tail(3) or 'exit ' + str(res.returncode)}")
+        notes.append(t("nvidia-smi failed: {error}",
+                       error=res.tail(3) or f"exit {res.returncode}"))
         return None
     driver, devices = parse_smi_csv(res.stdout)
     if not devices:
-        notes.append("nvidia-smi listed no GPU")
+        notes.append(t("nvidia-smi listed no GPU"))
         return None
     header = runner.run([exe], timeout=timeout)
     cuda = parse_smi_cuda_version(header.stdout) if header.ok else None
     if cuda is None:
-        notes.append("nvidia-smi did not show the driver's CUDA version")
+        notes.append(t("nvidia-smi did not show the driver's CUDA version"))
     return GpuInfo(Vendor.NVIDIA, GpuSource.NVIDIA_SMI, driver, cuda, devices, tuple(notes))
 
 
@@ -212,7 +217,7 @@ def probe_sysfs(notes: list[str], root: str) -> GpuInfo | None:
     try:
         cards = sorted(p for p in drm.iterdir() if re.fullmatch(r"card\d+", p.name))
     except OSError:
-        notes.append(f"sysfs skipped: {drm} is not readable")
+        notes.append(t("sysfs skipped: {path} is not readable", path=drm))
         return None
     found: list[tuple[Vendor, GpuDevice]] = []
     for card in cards:
@@ -233,7 +238,7 @@ def probe_sysfs(notes: list[str], root: str) -> GpuInfo | None:
         name = f"{vendor.value.upper()} GPU (PCI {vendor_id}:{device_id})"
         found.append((vendor, GpuDevice(len(found), name, memory, None)))
     if not found:
-        notes.append("sysfs: no AMD, Intel or NVIDIA display device")
+        notes.append(t("sysfs: no AMD, Intel or NVIDIA display device"))
         return None
     # The first discrete vendor wins: NVIDIA, then AMD, then Intel (often the iGPU).
     order = [Vendor.NVIDIA, Vendor.AMD, Vendor.INTEL]
@@ -241,8 +246,8 @@ def probe_sysfs(notes: list[str], root: str) -> GpuInfo | None:
     devices = tuple(GpuDevice(i, d.name, d.memory_total_mib, None)
                     for i, (_, d) in enumerate(x for x in found if x[0] == vendor))
     if vendor == Vendor.NVIDIA:
-        notes.append("an NVIDIA card is present but its driver did not answer: "
-                     "install or repair the NVIDIA driver")
+        notes.append(t("an NVIDIA card is present but its driver did not answer: "
+                       "install or repair the NVIDIA driver"))
     return GpuInfo(vendor, GpuSource.SYSFS, None, None, devices, tuple(notes))
 
 
@@ -263,15 +268,15 @@ def parse_rocminfo(text: str) -> tuple[GpuDevice, ...]:
 def probe_rocm(notes: list[str], runner: Runner, timeout: float) -> GpuInfo | None:
     exe = which("rocminfo")
     if exe is None:
-        notes.append("ROCm skipped: rocminfo not found on PATH")
+        notes.append(t("ROCm skipped: rocminfo not found on PATH"))
         return None
     res = runner.run([exe], timeout=timeout)
     if not res.ok:
-        notes.append(f"rocminfo failed: {res.tail(2)}")
+        notes.append(t("rocminfo failed: {error}", error=res.tail(2)))
         return None
     devices = parse_rocminfo(res.stdout)
     if not devices:
-        notes.append("rocminfo listed no GPU agent")
+        notes.append(t("rocminfo listed no GPU agent"))
         return None
     return GpuInfo(Vendor.AMD, GpuSource.ROCM, None, None, devices, tuple(notes))
 
@@ -323,7 +328,7 @@ def detect_gpu(runner: Runner | None = None, host: HostFacts | None = None) -> G
         access = detect_access(host, wsl_dir, os.environ.get("SDBOOT_DEV_DIR", DEV_DIR))
     except Exception as exc:  # noqa: BLE001 - a probe bug must not crash the command
         access = GpuAccess()
-        notes.append(f"GPU access facts failed unexpectedly: {exc!r}")
+        notes.append(t("GPU access facts failed unexpectedly: {error}", error=repr(exc)))
 
     def done(info: GpuInfo) -> GpuInfo:
         return replace(info, nvml_error_code=failure.get("code"),
@@ -336,7 +341,7 @@ def detect_gpu(runner: Runner | None = None, host: HostFacts | None = None) -> G
                                     (GpuDevice(0, "Apple Silicon GPU (MPS)", None, None),),
                                     ()))
             return done(GpuInfo(Vendor.NONE, GpuSource.NONE,
-                                notes=("Intel Mac: no MPS device",)))
+                                notes=(t("Intel Mac: no MPS device"),)))
         probes: list[Callable[[], GpuInfo | None]] = [
             lambda: probe_nvml(notes, wsl_dir, NVML_TIMEOUT_S, failure),
             lambda: probe_nvidia_smi(notes, runner, SMI_TIMEOUT_S),
@@ -348,5 +353,5 @@ def detect_gpu(runner: Runner | None = None, host: HostFacts | None = None) -> G
             if info is not None:
                 return done(info)
     except Exception as exc:  # noqa: BLE001 - a probe bug must not crash the command
-        notes.append(f"GPU detection failed unexpectedly: {exc!r}")
+        notes.append(t("GPU detection failed unexpectedly: {error}", error=repr(exc)))
     return done(GpuInfo(Vendor.NONE, GpuSource.NONE, notes=tuple(notes)))

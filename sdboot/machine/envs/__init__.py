@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
+from sdboot.i18n import t
 from sdboot.io.runner import Runner
 
 
@@ -71,12 +72,12 @@ def locate_env(webui: Path) -> tuple[Path | None, str]:
     if venv_dir == "-":  # the WebUI's way of saying "no venv, use PYTHON as it is"
         python = settings.get("PYTHON") or settings.get("python_cmd")
         if python and Path(python).is_file():
-            return Path(python), "webui-user (PYTHON, no venv)"
-        return None, "webui-user says no venv, and PYTHON is not a file"
+            return Path(python), t("webui-user (PYTHON, no venv)")
+        return None, t("webui-user says no venv, and PYTHON is not a file")
     if venv_dir:
         prefix = Path(venv_dir) if Path(venv_dir).is_absolute() else webui / venv_dir
         if env_python(prefix).exists():
-            return env_python(prefix), f"webui-user ({prefix})"
+            return env_python(prefix), t("webui-user ({prefix})", prefix=prefix)
     if env_python(webui / "venv").exists():
-        return env_python(webui / "venv"), "venv/ in the WebUI folder"
-    return None, "no venv/ in the WebUI folder and no venv_dir in webui-user"
+        return env_python(webui / "venv"), t("venv/ in the WebUI folder")
+    return None, t("no venv/ in the WebUI folder and no venv_dir in webui-user")

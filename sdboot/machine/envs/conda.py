@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.io.files import remove_tree
 from sdboot.io.runner import Runner
 from sdboot.machine.envs import env_python
@@ -36,8 +37,8 @@ def derive_environment(text: str, channel_mirror: str | None = None,
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise SdbootError(f"environment-wsl2.yaml is not valid YAML: {exc}",
-                          "restore it with git checkout environment-wsl2.yaml") from None
+        raise SdbootError(t("environment-wsl2.yaml is not valid YAML: {error}", error=exc),
+                          t("restore it with git checkout environment-wsl2.yaml")) from None
     deps: list[Any] = []
     for dep in doc.get("dependencies") or []:
         if isinstance(dep, dict) and "pip" in dep:
@@ -100,8 +101,8 @@ class CondaEnv:
 
     def python(self) -> Path:
         if self.prefix is None:
-            raise SdbootError("the conda env's location is not known yet",
-                              "create it first", exit_code=1)
+            raise SdbootError(t("the conda env's location is not known yet"),
+                              t("create it first"), exit_code=1)
         return env_python(self.prefix)
 
     def exists(self) -> bool:
@@ -109,8 +110,8 @@ class CondaEnv:
 
     def create(self, runner: Runner) -> None:
         if self.environment_file is None:
-            raise SdbootError("no environment file to create the conda env from",
-                              "derive one from environment-wsl2.yaml first", exit_code=1)
+            raise SdbootError(t("no environment file to create the conda env from"),
+                              t("derive one from environment-wsl2.yaml first"), exit_code=1)
         env_file = str(self.environment_file)
         if self._flavour() == "micromamba":
             argv = [self.exe, "create", "-y", "-f", env_file, *self._where()]
@@ -118,9 +119,10 @@ class CondaEnv:
             argv = [self.exe, "env", "create", "-f", env_file, *self._where()]
         res = runner.stream(argv, timeout=CONDA_TIMEOUT_S)
         if not res.ok:
-            raise SdbootError(f"{self._flavour()} could not create the environment: "
-                              f"{res.tail(3)}", "see the log; a conda mirror may help "
-                              "(--mirror cn)", exit_code=1)
+            raise SdbootError(t("{tool} could not create the environment: {error}",
+                                tool=self._flavour(), error=res.tail(3)),
+                              t("see the log; a conda mirror may help (--mirror cn)"),
+                              exit_code=1)
         if self.prefix is None:
             self.prefix = self._named_prefix(runner)
 
