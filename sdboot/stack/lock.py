@@ -94,7 +94,7 @@ def render_lock(lock: Lock) -> str:
     return "\n".join(lines) + "\n"
 
 
-_DIRECT = re.compile(r"(?:git\+)?https?://[A-Za-z0-9.-]+(?::\d{1,5})?/[A-Za-z0-9._~/%+=@!-]*"
+_DIRECT = re.compile(r"(?:git\+)?https?://[A-Za-z0-9.-]+(?::\d{1,5})?/[A-Za-z0-9._~/%+=@!:-]*"
                      r"(?:#[A-Za-z0-9._=&-]*)?")
 
 
