@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from sdboot.addons.ext_git import Updated
 from sdboot.errors import SdbootError
 from sdboot.i18n import t
 from sdboot.io import git as gitops
@@ -120,14 +121,49 @@ def add_extension(root: Path, what: str, runner: Runner | None = None) -> tuple[
     return dest, url
 
 
-def list_extensions(root: Path) -> list[tuple[str, str | None, str | None]]:
-    folder = root / "extensions"
-    if not folder.is_dir():
-        return []
-    runner = Runner()
-    rows = []
-    for ext in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        is_git = (ext / ".git").exists()
-        rows.append((ext.name, gitops.head_commit(ext, runner) if is_git else None,
-                     gitops.origin_url(ext, runner) if is_git else None))
-    return rows
+def remove_extension(root: Path, name: str) -> Path:
+    """Delete extensions/NAME (proven a folder directly inside extensions/; a link goes as a
+    link). config.json is left as it is: a disabled name stays disabled if it comes back."""
+    from sdboot.addons.ext_state import find_extension
+
+    path = find_extension(root, name)
+    remove_tree(root / "extensions", path, "extension folder")
+    return path
+
+
+def set_enabled(root: Path, name: str, enabled: bool) -> tuple[bool, Path | None, str]:
+    """Add NAME to (or take it out of) the WebUI's disabled list in config.json.
+    (changed?, the backup written, the WebUI's disable_all_extensions setting)."""
+    from sdboot.addons.ext_config import plan_disabled, read_config, write_disabled
+    from sdboot.addons.ext_state import find_extension
+
+    config = read_config(root)
+    shipped = root / "extensions-builtin"  # the WebUI's own (Lora, LDSR...): listed too
+    builtins = {p.name for p in shipped.iterdir() if p.is_dir()} if shipped.is_dir() else set()
+    # a name that is listed may always be enabled again (its folder may be gone)
+    if not (enabled and name in config.disabled) and name not in builtins:
+        find_extension(root, name)  # an extension the WebUI has, or exit 2
+    names = plan_disabled(config.disabled, name, not enabled)
+    if names == config.disabled:
+        return False, None, config.disable_all
+    return True, write_disabled(root, config, names), config.disable_all
+
+
+def update_extensions(root: Path, names: list[str] | None,
+                      runner: Runner | None = None) -> list[Updated]:
+    """Fast-forward the named clones (all git clones when names is None) through the mirror;
+    one result each, in order. A folder that is not a git clone is skipped."""
+    from sdboot.addons.ext_git import plan_fetcher, update_clone
+    from sdboot.addons.ext_state import extension_folders, find_extension
+
+    runner = runner or Runner()
+    folders = [find_extension(root, n) for n in names] if names else extension_folders(root)
+    fetcher = plan_fetcher(root, runner)
+    results = []
+    for ext in folders:
+        if ext.is_symlink() or not (ext / ".git").exists():
+            results.append(Updated(ext.name, None, None, "skipped",
+                                   t("not a git clone: not updated")))
+            continue
+        results.append(update_clone(ext, fetcher, runner))
+    return results

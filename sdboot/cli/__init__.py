@@ -16,8 +16,10 @@ import typer
 from sdboot import __version__
 from sdboot.cli import (
     doctor_cmd,
+    ext_cmd,
     gpu_cmd,
     install_cmd,
+    installs_cmd,
     launch_cmd,
     mirror_cmd,
     models_cmd,
@@ -114,6 +116,8 @@ install_cmd.register(app)
 doctor_cmd.register(app)
 launch_cmd.register(app)
 models_cmd.register(app)
+ext_cmd.register(app)
+installs_cmd.register(app)
 
 
 def _click_error(exc: BaseException, name: str) -> bool:

@@ -1,4 +1,4 @@
-"""`sdboot models add|list` and `sdboot ext add|list`."""
+"""`sdboot models add|list` (`sdboot ext` lives in ext_cmd.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,11 @@ from sdboot.i18n import _, local, t
 
 models_app = typer.Typer(help=_("Model files: put them in the right folder, list them with "
                          "their hashes."), no_args_is_help=True)
-ext_app = typer.Typer(help=_("WebUI extensions, cloned through your mirror."),
-                      no_args_is_help=True)
 TYPES = "auto|checkpoint|vae|lora|embedding|hypernetwork"
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
-    app.add_typer(ext_app, name="ext")
 
 
 def _root(webui: Path | None) -> Path:
@@ -199,44 +196,4 @@ def list_models_cmd(
         kind = "corrupt" if e.problem else str(e.type)
         con.print(f"{kind:<12} {size:>10}  {short_hash(e.sha256) if e.sha256 else '-':<10}"
                   f"  {e.path}" + (f"  ({local(e.problem)})" if e.problem else ""),
-                  markup=False, highlight=False)
-
-
-@ext_app.command("add", help=_(
-    "Clone an extension into extensions/, through the WebUI's mirror (env mode). The\n"
-    "folder name comes from the URL and must be a plain name; a credential in the URL is\n"
-    "never printed."))
-def ext_add(
-    what: str = typer.Argument(..., metavar="URL_OR_NAME",
-                               help=_("A git URL, or a known name (zh-cn, controlnet).")),
-    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help=_("The WebUI folder.")),
-) -> None:
-    # no docstring: typer would show it untranslated (help= above)
-    from sdboot.addons.extensions import add_extension
-    from sdboot.cli.common import console
-    from sdboot.io.mask import mask
-
-    root = _root(webui)
-    path, url = add_extension(root, what)
-    console().print(_("cloned {url} into {path}; restart the WebUI to load it").format(
-        url=mask(url), path=path.relative_to(root.resolve())), markup=False, highlight=False)
-
-
-@ext_app.command("list", help=_(
-    "Installed extensions and their commits."))
-def ext_list(
-    webui: Path | None = typer.Option(None, "--webui", metavar="DIR", help=_("The WebUI folder.")),
-) -> None:
-    # no docstring: typer would show it untranslated (help= above)
-    from sdboot.addons.extensions import list_extensions
-    from sdboot.cli.common import console
-    from sdboot.io.mask import mask
-
-    con = console()
-    rows = list_extensions(_root(webui))
-    if not rows:
-        con.print(_("No extensions."))
-    for name, commit, origin in rows:
-        con.print(f"{mask(name):<40} {commit[:10] if commit else '-':<10}  "
-                  f"{mask(origin or '')}",
                   markup=False, highlight=False)

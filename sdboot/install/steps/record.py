@@ -18,6 +18,7 @@ from sdboot.install.lockfile import (
     repository_differences,
     upstream_urls,
 )
+from sdboot.install.registry import remember_install
 from sdboot.install.steps.base import Step
 from sdboot.io import git as gitops
 from sdboot.io.files import atomic_write
@@ -81,5 +82,6 @@ class RecordStep(Step):
         atomic_write(self.ctx.root / LOCK_FILE, render_lock(lock).encode(), root=self.ctx.root)
         self.ctx.record["complete"] = True
         self.ctx.record["versions"] = self.ctx.installed()
+        self.ctx.notes.extend(remember_install(self.ctx.root, self.ctx.record))  # sdboot list
         return t("{record} and the lock ({n} packages)",
                  record=self.ctx.root / ".sdboot" / "install.json", n=len(lock.packages))
