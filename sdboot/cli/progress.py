@@ -17,7 +17,12 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from sdboot.i18n import N_, _
+
 _PERCENT = re.compile(r"(\d{1,3})%")
+# the status words as shown (the StepResult JSON keeps the English keyword)
+STATUS_WORDS = {"done": N_("done"), "skipped": N_("skipped"), "planned": N_("planned"),
+                "failed": N_("failed")}
 MARKS = {"done": "[green]✓[/green]", "skipped": "[dim]·[/dim]", "planned": "[cyan]→[/cyan]",
          "failed": "[red]✗[/red]"}
 
@@ -54,7 +59,8 @@ class PlainUI:
     def end(self, status: str, elapsed_s: float, note: str = "") -> None:
         tail = f" ({elapsed_s:.1f} s)" if status == "done" else ""
         extra = f": {note}" if note else ""
-        self.con.print(f"[{self.index}/{self.total}] {status}{tail}{extra}", markup=False,
+        shown = _(STATUS_WORDS[status]) if status in STATUS_WORDS else status
+        self.con.print(f"[{self.index}/{self.total}] {shown}{tail}{extra}", markup=False,
                        highlight=False)
 
     def close(self) -> None:

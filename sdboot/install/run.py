@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 from sdboot.errors import KEPT_RESUME, SdbootError, keep_on_interrupt
+from sdboot.i18n import _, local, t
 from sdboot.install.context import InstallContext
 from sdboot.install.plan import (
     INSTALL_BLOCK,
@@ -50,8 +51,9 @@ class InstallRun(InstallContext):
         lock = self.root.parent / f".{self.root.name}.sdboot.lock"
         with exclusive_lock(lock) as held:
             if not held:
-                raise SdbootError(f"another sdboot install is running for {self.root}",
-                                  "wait for it to finish (or stop it), then run again",
+                raise SdbootError(t("another sdboot install is running for {dir}",
+                                    dir=self.root),
+                                  t("wait for it to finish (or stop it), then run again"),
                                   exit_code=1)
             keep_on_interrupt(KEPT_RESUME)  # Ctrl-C from here: the hint says what is kept
             try:
@@ -71,28 +73,32 @@ class InstallRun(InstallContext):
         choose_mirrors(self, pending)
         ensure_python(self, pending)  # the venv's Python: offers `uv python install`
         assert self.profile is not None
-        self.ui.note(f"WebUI: {self.root}  ({self.repo} {self.ref or ''})".rstrip())
-        self.ui.note(f"profile: {self.profile.name} (torch {self.profile.torch})")
+        self.ui.note(_("WebUI: {dir}  ({source})").format(
+            dir=self.root, source=f"{self.repo} {self.ref or ''}".rstrip()))
+        self.ui.note(_("profile: {name} (torch {torch})").format(name=self.profile.name,
+                                                                 torch=self.profile.torch))
         chosen = self.selection.chosen()
-        self.ui.note("mirrors: " + (", ".join(f"{g}={n}" for g, n in chosen.items())
-                                    or "none (upstreams)"))
+        self.ui.note(_("mirrors: {mirrors}").format(
+            mirrors=", ".join(f"{g}={n}" for g, n in chosen.items()) or _("none (upstreams)")))
         for note in self.notes:
-            self.ui.note(note, "yellow")
+            self.ui.note(local(note), "yellow")
         self.notes.clear()
         todo = [s.name for s in steps if not self._done(s)] \
             if self.confirm is not None and not self.opts.dry_run else []
         if todo and self.confirm is not None and \
-                not self.confirm(f"Run {len(todo)} step(s) ({', '.join(todo)})?"):
-            raise SdbootError("install cancelled; nothing was changed",
-                              "run it again (add --yes to skip this question)", exit_code=1)
+                not self.confirm(_("Run {count} step(s) ({steps})?").format(
+                    count=len(todo), steps=", ".join(todo))):
+            raise SdbootError(t("install cancelled; nothing was changed"),
+                              t("run it again (add --yes to skip this question)"), exit_code=1)
         self.record.update({"profile": self.profile.name, "mirror": self.selection.to_json()})
         results: list[StepResult] = []
         for i, step in enumerate(steps, start=1):
-            self.ui.begin(i, len(steps), step.title)
+            self.ui.begin(i, len(steps), local(step.title))
             started = time.monotonic()
             if self._done(step):
-                self.ui.end("skipped", 0.0, "already done")
-                results.append(StepResult(step.name, step.title, "skipped", note="already done"))
+                done = t("already done")
+                self.ui.end("skipped", 0.0, local(done))
+                results.append(StepResult(step.name, step.title, "skipped", note=done))
                 continue
             if self.opts.dry_run:
                 commands = step.describe()
@@ -111,7 +117,7 @@ class InstallRun(InstallContext):
                 mark_step(self.record, step.name)
             self.save()
             elapsed = time.monotonic() - started
-            self.ui.end("done", elapsed, note)
+            self.ui.end("done", elapsed, local(note) if note else note)
             results.append(StepResult(step.name, step.title, "done", elapsed, note))
         return self._report(results, nothing_to_do=False)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import N_, t
 from sdboot.io.runner import Runner, which
 
 CLONE_TIMEOUT_S = 1800.0
@@ -88,12 +89,13 @@ def verify_commit(repo: Path, expected: str, url: str, runner: Runner | None = N
     actual = head_commit(repo, runner, git)
     if actual is None or not actual.startswith(expected.lower()):
         raise SdbootError(
-            f"{repo.name} from {url} is at {actual or 'no commit'}, expected {expected}",
-            "the mirror served different code: use another mirror (sdboot mirror test) "
-            "or --mirror none", exit_code=1)
+            t("{name} from {url} is at {actual}, expected {expected}", name=repo.name, url=url,
+              actual=actual or t("no commit"), expected=expected), t(_OTHER_CODE), exit_code=1)
     return actual
 
 
+_OTHER_CODE = N_("the mirror served different code: use another mirror (sdboot mirror test) "
+                 "or --mirror none")
 _COMMIT = re.compile(r"[0-9a-fA-F]{4,64}")
 # a branch or tag name as git allows it (git check-ref-format), never an option
 _REF = re.compile(r"(?!-)(?!.*\.\.)(?!.*@\{)[\w./+@-]+(?<![./])")
@@ -102,8 +104,8 @@ _REF = re.compile(r"(?!-)(?!.*\.\.)(?!.*@\{)[\w./+@-]+(?<![./])")
 def check_ref(ref: str) -> str:
     """A tag / branch / commit name, or SdbootError (exit 2): it goes to git's argv."""
     if not _REF.fullmatch(ref) or ref.endswith(".lock") or "//" in ref:
-        raise SdbootError(f"'{ref}' is not a git tag, branch or commit name",
-                          "give a name such as v1.10.1, master or a commit hash")
+        raise SdbootError(t("'{ref}' is not a git tag, branch or commit name", ref=ref),
+                          t("give a name such as v1.10.1, master or a commit hash"))
     return ref
 
 
@@ -131,16 +133,17 @@ def clone(url: str, dest: Path, runner: Runner, *, ref: str | None = None,
     if ref:
         argv += ["--branch", check_ref(ref)]
     if expected_commit and not _COMMIT.fullmatch(expected_commit):
-        raise SdbootError(f"'{expected_commit}' is not a commit hash",
-                          "a pinned commit is 4 to 64 hex digits")
+        raise SdbootError(t("'{commit}' is not a commit hash", commit=expected_commit),
+                          t("a pinned commit is 4 to 64 hex digits"))
     argv += ["--", url, str(dest)]
     res = runner.stream(argv, timeout=CLONE_TIMEOUT_S, env=env,
                         on_line=on_line)
     if runner.dry_run:
         return expected_commit or ""
     if not res.ok:
-        raise SdbootError(f"git clone {url} failed: {res.tail(3) or res.error}",
-                          "check the URL and --ref, or try a mirror (sdboot mirror test)",
+        raise SdbootError(t("git clone {url} failed: {error}", url=url,
+                            error=res.tail(3) or res.error),
+                          t("check the URL and --ref, or try a mirror (sdboot mirror test)"),
                           exit_code=1)
     clean = without_userinfo(origin or url)
     if clean != url:
@@ -149,9 +152,8 @@ def clone(url: str, dest: Path, runner: Runner, *, ref: str | None = None,
         checkout = runner.run([git, "-C", str(dest), "checkout", "-q", expected_commit],
                               timeout=QUICK_TIMEOUT_S, env=env)
         if not checkout.ok:
-            raise SdbootError(f"{url} has no commit {expected_commit}",
-                              "the mirror served different code: use another mirror "
-                              "(sdboot mirror test) or --mirror none", exit_code=1)
+            raise SdbootError(t("{url} has no commit {commit}", url=url, commit=expected_commit),
+                              t(_OTHER_CODE), exit_code=1)
         return verify_commit(dest, expected_commit, url, runner, git)
     return head_commit(dest, runner, git) or ""
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import N_, t
 from sdboot.io.files import (
     atomic_write,
     remove_tree,
@@ -51,8 +52,11 @@ STATE_DIR = ".sdboot"
 STATE_FILE = "mirror.json"
 SCHEMA = "sdboot.mirror-state/1"
 USER_FILES = (("webui-user.sh", "sh"), ("webui-user.bat", "bat"))
-PULL_WARNING = ("a rewritten launch file blocks `git pull`; to update the WebUI run "
-                "`sdboot mirror revert DIR`, `git pull`, then apply again")
+PULL_WARNING = N_("a rewritten launch file blocks `git pull`; to update the WebUI run "
+                  "`sdboot mirror revert DIR`, `git pull`, then apply again")
+
+
+_SAVED = N_("the saved original")
 
 
 def sha256(data: bytes) -> str:
@@ -62,8 +66,8 @@ def sha256(data: bytes) -> str:
 def webui_root(path: Path) -> Path:
     root = path.expanduser().resolve()
     if not root.is_dir() or not is_webui(root):
-        raise SdbootError(f"{root} is not a Stable Diffusion WebUI checkout",
-                          "give the folder that holds launch.py and webui.py")
+        raise SdbootError(t("{dir} is not a Stable Diffusion WebUI checkout", dir=root),
+                          t("give the folder that holds launch.py and webui.py"))
     return root
 
 
@@ -76,8 +80,9 @@ def _backup_path(root: Path, rel: str) -> Path:
 
 
 LAUNCH_FILES = ("modules/launch_utils.py", "launch.py")
-STATE_FIX = ("restore it; or, if you did not edit it: restore the launch file and webui-user.sh "
-             "/ .bat from git (`git checkout -- FILE`), move it away and run the command again")
+STATE_FIX = N_("restore it; or, if you did not edit it: restore the launch file and "
+               "webui-user.sh / .bat from git (`git checkout -- FILE`), move it away and run "
+               "the command again")
 _REWRITE_FIELDS = {"file": lambda v: v in LAUNCH_FILES, "backup": is_str, "mirror": is_str,
                    "prefix": is_str, "original_sha256": is_sha256,
                    "rewritten_sha256": is_sha256, "urls": is_int, "applied_at": is_int}
@@ -101,13 +106,15 @@ def read_state(root: Path) -> dict[str, Any]:
         missing = [k for k in ("file", "backup", "original_sha256", "rewritten_sha256")
                    if k not in rw]
         if missing:
-            raise bad_state(path, f"lacks the field 'rewrite.{missing[0]}'", STATE_FIX)
+            raise bad_state(path, t("lacks the field '{field}'", field=f"rewrite.{missing[0]}"),
+                            STATE_FIX)
         want = _backup_path(root, rw["file"]).relative_to(root).as_posix()
         if rw["backup"] != want:
-            raise bad_state(path, f"names {rw['backup'][:200]!r} as the saved original; "
-                            f"sdboot keeps it at {want}", STATE_FIX)
-        check_path(root, path, rw["file"], "the launch file", STATE_FIX)
-        check_path(root, path, rw["backup"], "the saved original", STATE_FIX)
+            raise bad_state(path, t("names {name} as the saved original; sdboot keeps it at "
+                                    "{path}", name=repr(rw["backup"][:200]), path=want),
+                            STATE_FIX)
+        check_path(root, path, rw["file"], t("the launch file"), STATE_FIX)
+        check_path(root, path, rw["backup"], t(_SAVED), STATE_FIX)
     if doc.get("env"):
         check_fields(path, doc["env"], _ENV_FIELDS, STATE_FIX, "env.")
     return doc
@@ -161,15 +168,19 @@ def apply_rewrite(root: Path, sel: Selection, table: MirrorTable,
                   dry_run: bool = False) -> ApplyResult:
     mirror = sel.github
     if mirror is None:
-        raise SdbootError("--mode rewrite needs a GitHub mirror", "add --github NAME "
-                          "(a github-prefix mirror from sdboot mirror list)")
+        raise SdbootError(t("--mode rewrite needs a GitHub mirror"),
+                          t("add --github NAME (a github-prefix mirror from sdboot mirror "
+                            "list)"))
     if mirror.kind != MirrorKind.GITHUB_PREFIX:
-        raise SdbootError(f"'{mirror.name}' is a {mirror.kind} mirror; --mode rewrite needs "
-                          "a prefix proxy (it must serve archives and release files too)",
-                          f"use --mode env with {mirror.name}, or a github-prefix mirror")
+        raise SdbootError(t("'{name}' is a {kind} mirror; --mode rewrite needs a prefix proxy "
+                            "(it must serve archives and release files too)",
+                            name=mirror.name, kind=str(mirror.kind)),
+                          t("use --mode env with {name}, or a github-prefix mirror",
+                            name=mirror.name))
     lf = launch_file(root)
     if lf is None:
-        raise SdbootError(f"{root} has no launch file", "is this a WebUI checkout?")
+        raise SdbootError(t("{dir} has no launch file", dir=root),
+                          t("is this a WebUI checkout?"))
     rel = lf.relative_to(root).as_posix()
     state = read_state(root)
     current = lf.read_bytes()
@@ -177,20 +188,22 @@ def apply_rewrite(root: Path, sel: Selection, table: MirrorTable,
     base = current
     if old:
         if old.get("file") != rel:
-            raise SdbootError(f"sdboot rewrote {old.get('file')}, but the launch file is now "
-                              f"{rel}", f"run `sdboot mirror revert {root}` first")
+            raise SdbootError(t("sdboot rewrote {old}, but the launch file is now {new}",
+                                old=old.get("file"), new=rel),
+                              t("run `{command}` first", command=f"sdboot mirror revert {root}"))
         if sha256(current) == old.get("rewritten_sha256"):
             base = _saved_original(root, old)
         elif sha256(current) != old.get("original_sha256"):
-            raise SdbootError(f"{rel} was changed since sdboot rewrote it",
-                              f"run `sdboot mirror revert {root} --force` to restore the "
-                              "original (your edits are kept in .sdboot/backup/)")
+            raise SdbootError(t("{file} was changed since sdboot rewrote it", file=rel),
+                              t("run `{command}` to restore the original (your edits are kept "
+                                "in .sdboot/backup/)",
+                                command=f"sdboot mirror revert {root} --force"))
     text = _decode(base, rel)
     result = rewrite_text(text, mirror.url, table.host_bases())
     new_bytes = result.text.encode("utf-8")
     out = ApplyResult(root, "rewrite", [rel], len(result.changes),
                       _diff(_decode(current, rel), result.text, rel))
-    out.notes.append(PULL_WARNING)
+    out.notes.append(t(PULL_WARNING))
     if dry_run or new_bytes == current:
         return out
     _check(text, result.text, rel)
@@ -209,9 +222,11 @@ def _saved_original(root: Path, rw: dict[str, Any]) -> bytes:
     backup = _backup_path(root, rw["file"])
     data = backup.read_bytes() if backup.is_file() and not backup.is_symlink() else None
     if data is None or sha256(data) != rw["original_sha256"]:
-        raise SdbootError(f"the saved original of {rw['file']} is missing or damaged",
-                          f"nothing was changed; restore the file from git: `git checkout -- "
-                          f"{rw['file']}`, then remove {STATE_DIR}/{STATE_FILE}")
+        raise SdbootError(t("the saved original of {file} is missing or damaged",
+                            file=rw["file"]),
+                          t("nothing was changed; restore the file from git: `{command}`, then "
+                            "remove {state}", command=f"git checkout -- {rw['file']}",
+                            state=f"{STATE_DIR}/{STATE_FILE}"))
     return data
 
 
@@ -219,8 +234,9 @@ def _decode(data: bytes, rel: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise SdbootError(f"{rel} is not UTF-8 text", "restore it with `git checkout -- "
-                          f"{rel}`") from None
+        raise SdbootError(t("{file} is not UTF-8 text", file=rel),
+                          t("restore it with `{command}`",
+                            command=f"git checkout -- {rel}")) from None
 
 
 def _check(before: str, after: str, rel: str) -> None:
@@ -278,23 +294,25 @@ def revert(root: Path, table: MirrorTable, force: bool = False) -> RevertResult:
         backup = _backup_path(root, rw["file"])
         current = lf.read_bytes() if lf.is_file() else b""
         if sha256(current) == rw.get("original_sha256"):
-            out.notes.append(f"{rw['file']} was already the original")
+            out.notes.append(t("{file} was already the original", file=rw["file"]))
         elif sha256(current) != rw.get("rewritten_sha256") and not force:
             raise SdbootError(
-                f"{rw['file']} was edited after sdboot rewrote it; restoring the original "
-                "would lose those edits",
-                f"see them with `git diff -- {rw['file']}`; `sdboot mirror revert {root} "
-                "--force` restores the original and keeps the edited file in .sdboot/backup/")
+                t("{file} was edited after sdboot rewrote it; restoring the original would "
+                  "lose those edits", file=rw["file"]),
+                t("see them with `{diff}`; `{command}` restores the original and keeps the "
+                  "edited file in .sdboot/backup/", diff=f"git diff -- {rw['file']}",
+                  command=f"sdboot mirror revert {root} --force"))
         else:
             original = _saved_original(root, rw)
             if sha256(current) != rw.get("rewritten_sha256"):
                 keep = backup.with_name(backup.name.replace(".orig", f".edited-{int(time.time())}"))
                 atomic_write(keep, current, root=root)
-                out.notes.append(f"your edited file is kept as {keep.relative_to(root)}")
+                out.notes.append(t("your edited file is kept as {path}",
+                                   path=keep.relative_to(root)))
             atomic_write(lf, original, root=root)
             out.restored.append(rw["file"])
         if os.path.lexists(backup):
-            remove_tree(root, backup, "the saved original")
+            remove_tree(root, backup, t(_SAVED))
         state["rewrite"] = None
     else:
         lf = launch_file(root)
@@ -308,8 +326,9 @@ def revert(root: Path, table: MirrorTable, force: bool = False) -> RevertResult:
                 _check(text, result.text, rel)
                 atomic_write(lf, result.text.encode("utf-8"), root=root)
                 out.restored.append(rel)
-                out.notes.append(f"{rel} had proxy prefixes that sdboot did not write: removed "
-                                 f"{len(result.changes)}; check with `git diff -- {rel}`")
+                out.notes.append(t("{file} had proxy prefixes that sdboot did not write: "
+                                   "removed {count}; check with `{command}`", file=rel,
+                                   count=len(result.changes), command=f"git diff -- {rel}"))
     created = set((state.get("env") or {}).get("created") or [])
     for uf in files:
         if uf.changed:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.mirrors.origins import rules_env
 from sdboot.mirrors.table import (
     MirrorKind,
@@ -97,11 +98,12 @@ def plan_mirror_env(sel: Selection, table: MirrorTable, launch_text: str | None 
     if sel.hf is not None:
         out["HF_ENDPOINT"] = sel.hf.url.rstrip("/")
         unset.extend(HF_TOKEN_VARS)
-        notes.append(f"HF_TOKEN is not passed on: requests go to {sel.hf.url}, a third party")
+        notes.append(t("HF_TOKEN is not passed on: requests go to {url}, a third party",
+                       url=sel.hf.url))
     out.update(rules_env(sel.github, table, git_count_base))
     if sel.github is not None and sel.github.kind == MirrorKind.GITHUB_CLONE:
-        notes.append(f"{sel.github.name} serves clones only: archives and release files "
-                     "still come from GitHub")
+        notes.append(t("{name} serves clones only: archives and release files still come "
+                       "from GitHub", name=sel.github.name))
     return MirrorEnv(out, tuple(unset), tuple(notes))
 
 
@@ -154,9 +156,10 @@ def render_block(env: MirrorEnv, shell: str,
         bad = sorted({ch for ch in value if ch in BAT_UNSAFE})
         if bad:
             raise SdbootError(
-                f"{name}={value.encode('unicode_escape').decode('ascii')} cannot be written "
-                f"to webui-user.bat: cmd cannot quote {' '.join(repr(ch) for ch in bad)}",
-                "use a mirror URL / path without ^ & | < > \"",
+                t("{name}={value} cannot be written to webui-user.bat: cmd cannot quote "
+                  "{chars}", name=name, value=value.encode("unicode_escape").decode("ascii"),
+                  chars=" ".join(repr(ch) for ch in bad)),
+                t("use a mirror URL / path without ^ & | < > \""),
                 exit_code=2)
     lines = [f"rem {begin}"]
     lines += [f"set {name}=" for name in env.unset]

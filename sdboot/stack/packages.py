@@ -16,6 +16,7 @@ from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.version import InvalidVersion, Version
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.io.files import atomic_write
 from sdboot.io.runner import Runner
 from sdboot.machine.uv_python import find_uv as find_uv  # re-exported (steps use it)
@@ -59,13 +60,13 @@ def choose_installer(prefer: str | None = None) -> Installer:
     (pip|uv) or `prefer` forces one."""
     wanted = (prefer or os.environ.get("SDBOOT_INSTALLER") or "auto").lower()
     if wanted not in ("auto", "pip", "uv"):
-        raise SdbootError(f"unknown installer '{wanted}'", "use pip or uv")
+        raise SdbootError(t("unknown installer '{name}'", name=wanted), t("use pip or uv"))
     if wanted in ("auto", "uv"):
         uv = find_uv()
         if uv:
             return Installer("uv", uv)
         if wanted == "uv":
-            raise SdbootError("uv is not installed", "pip install 'sdboot[uv]', or use pip")
+            raise SdbootError(t("uv is not installed"), t("pip install 'sdboot[uv]', or use pip"))
     return Installer("pip", None)
 
 
@@ -244,12 +245,13 @@ def install_stack(profile: Profile, python: Path, constraints: Path, runner: Run
 
         res = runner.stream(argv, timeout=INSTALL_TIMEOUT_S, env=env, on_line=show)
         if not res.ok:
-            where = f"; full log: {runner.log_path}" if runner.log_path else ""
             what = " ".join(argv[len(installer.base(python)):][:2])
             raise SdbootError(
-                f"{installer.kind} could not install {what} (exit {res.returncode}): "
-                f"{res.tail(3)}",
-                f"check the wheel index and your network{where}", exit_code=1)
+                t("{installer} could not install {what} (exit {code}): {tail}",
+                  installer=installer.kind, what=what, code=res.returncode, tail=res.tail(3)),
+                t("check the wheel index and your network; full log: {log}",
+                  log=runner.log_path) if runner.log_path else
+                t("check the wheel index and your network"), exit_code=1)
     return commands
 
 

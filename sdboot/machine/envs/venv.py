@@ -97,15 +97,16 @@ class VenvEnv:
             if ok:
                 return "uv"
             if self.prefix.exists():  # a half-made one: start again the standard way
-                remove_tree(self.prefix.parent, self.prefix, "the environment folder")
+                remove_tree(self.prefix.parent, self.prefix, t("the environment folder"))
         res = runner.run([str(base), "-m", "venv", str(self.prefix)], timeout=300)
         if not res.ok:
-            raise SdbootError(f"could not create the venv {self.prefix}: {res.tail(3)}",
-                              "on Debian/Ubuntu install python3.X-venv; or use --env conda",
+            raise SdbootError(t("could not create the venv {path}: {error}", path=self.prefix,
+                                error=res.tail(3)),
+                              t("on Debian/Ubuntu install python3.X-venv; or use --env conda"),
                               exit_code=1)
         return "venv"
 
     def remove(self, root: Path | None = None) -> None:
         """Delete the environment; only inside `root` (default: the folder holding it)."""
         if self.prefix.exists():
-            remove_tree(root or self.prefix.parent, self.prefix, "the environment folder")
+            remove_tree(root or self.prefix.parent, self.prefix, t("the environment folder"))
