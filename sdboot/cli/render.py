@@ -15,7 +15,7 @@ from sdboot.cli.terminal import say, say_command
 from sdboot.i18n import _, local
 from sdboot.io.datafile import doc_link
 from sdboot.io.mask import mask, mask_argv
-from sdboot.io.runner import quote, shown
+from sdboot.io.runner import quote
 from sdboot.values import GpuInfo, Profile, Resolution
 
 if TYPE_CHECKING:
@@ -119,21 +119,23 @@ MARKS = {"error": "[red]✗[/red]", "warning": "[yellow]![/yellow]", "info": "[d
 
 
 def render_verdict(con: Console, verdict: Verdict, doc: dict[str, Any]) -> None:
-    mark = "[green]✓[/green]" if verdict.ok else "[red]✗[/red]"
-    con.print(f"{mark} {local(verdict.summary)}")
-    con.print(f"  [dim]python {doc['python']}"
-              + ("; " + _("expected profile {name}").format(name=doc["expected_profile"])
-                 if doc["expected_profile"] else "") + "[/dim]")
+    mark = "[green]✓[/green] " if verdict.ok else "[red]✗[/red] "
+    say(con, Text.from_markup(mark) + mask(local(verdict.summary)))
+    say(con, Text(f"python {doc['python']}" + ("; " + _("expected profile {name}").format(
+        name=doc["expected_profile"]) if doc["expected_profile"] else ""), style="dim"),
+        indent=2)
     for finding in verdict.findings:
-        con.print(f"{MARKS.get(str(finding.severity), '-')} [bold]{finding.code}[/bold]: "
-                  f"{local(finding.message)}")
+        head = Text.from_markup(f"{MARKS.get(str(finding.severity), '-')} ")
+        head.append(finding.code, style="bold")
+        say(con, head + ": " + mask(local(finding.message)), hang=4)
         if finding.fix is not None:
-            con.print("    " + _("fix: {summary}").format(summary=local(finding.fix.summary)))
+            say(con, Text(_("fix: {summary}").format(summary=mask(local(finding.fix.summary)))),
+                indent=4, hang=6)
             for argv in finding.fix.commands:
-                con.print(f"      $ {shown(argv)}", markup=False)
+                say_command(con, Text("$ "), _command(argv, lambda s: s), indent=6, hang=10)
     if not verdict.ok:
-        con.print(_("The WebUI cannot run on this machine with this environment; "
-                    "apply the fix above, then run sdboot verify again."))
+        say(con, Text(_("The WebUI cannot run on this machine with this environment; "
+                        "apply the fix above, then run sdboot verify again.")))
 
 
 # --- mirrors ---------------------------------------------------------------------------------

@@ -84,9 +84,10 @@ def say_command(con: Console, lead: Text, args: Sequence[str], indent: int = 0,
     cont = "" if sys.platform == "win32" else " \\"
     lines: list[Text] = []
     current, room, has_arg = lead.copy(), con.width - indent, False
+    prompt = cell_len(lead.plain) <= 2  # "$ " stays with the command's first word
     for arg in args:
         sep = " " if has_arg else ""
-        if (has_arg or current.plain) and \
+        if (has_arg or (current.plain and not prompt)) and \
                 cell_len(current.plain + sep + arg + cont) > room:
             lines.append(current + cont if has_arg else current)
             current, room, sep = Text(), con.width - hang, ""

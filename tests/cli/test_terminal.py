@@ -112,9 +112,10 @@ def in_pty(argv: list[str], cols: int, env: dict[str, str], cwd: Path,
 
 
 def _words(lines: list[str]) -> list[str]:
-    """The words shown, in order; elapsed times and a command's line continuations left
-    out (they differ from run to run, or with the width)."""
-    return [w for line in lines for w in line.split() if w != "\\" and not TIMING.match(w)]
+    """The words shown, in order; elapsed times, a command's prompt mark and its line
+    continuations left out (they differ from run to run, or with the width)."""
+    return [w for line in lines for w in line.split()
+            if w not in ("\\", "$") and not TIMING.match(w)]
 
 
 @pytest.fixture()
@@ -197,6 +198,17 @@ def _same_words(narrow: list[str], wide: list[str]) -> None:
     assert i == len(narrow), f"80 columns show more: {narrow[i:]}"
 
 
+def _fit_and_same_words(narrow: list[str], wide: list[str]) -> None:
+    for cols, lines in ((80, narrow), (200, wide)):
+        # a line longer than the terminal holds one word only (a URL or a path longer than
+        # the line: left whole for the terminal to fold, so that it copies whole), and a
+        # command's line continuation
+        too_long = [line for line in lines if len(line.rstrip()) > cols
+                    and len(_words([line])) > 1]
+        assert not too_long, f"{cols} columns: {too_long}"
+    _same_words(_words(narrow), _words(wide))
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.usefixtures("slow_python")
 def test_fits_80_and_200_columns_without_breaking_words(
@@ -212,14 +224,7 @@ def test_fits_80_and_200_columns_without_breaking_words(
     shown = "\n".join(narrow)
     assert rc80 == rc200 == case.rc, shown
     assert "Traceback" not in raw80 and case.last in shown, shown
-    for cols, lines in ((80, narrow), (200, wide)):
-        # a line longer than the terminal holds one word only (a URL or a path longer than
-        # the line: left whole for the terminal to fold, so that it copies whole), and a
-        # command's line continuation
-        too_long = [line for line in lines if len(line.rstrip()) > cols
-                    and len(_words([line])) > 1]
-        assert not too_long, f"{cols} columns: {too_long}"
-    _same_words(_words(narrow), _words(wide))
+    _fit_and_same_words(narrow, wide)
     if case.spinner:
         assert case.spinner in raw80  # it showed while the command worked
         assert case.spinner not in shown  # and left nothing behind
@@ -306,14 +311,19 @@ def test_a_command_breaks_between_arguments_and_pastes_as_one() -> None:
     assert all(line.endswith(" \\") for line in lines[:-1])
     joined = " ".join(line.strip().removesuffix("\\").strip() for line in lines)
     assert shlex.split(joined.removeprefix("fix: ")) == [shlex.split(a)[0] for a in args]
+    con, out = _console(20)  # a prompt mark stays with the first word, however long
+    say_command(con, Text("$ "), ["/a/very/long/path/to/python", "-m", "pip"])
+    assert out.getvalue().splitlines() == ["$ /a/very/long/path/to/python \\", "    -m pip"]
     con, out = _console(40)  # a pipe-like console (soft wrap): one line however long
     con.soft_wrap = True
     say_command(con, Text("fix: "), args, indent=2)
     assert out.getvalue() == "  fix: " + " ".join(args) + "\n"
 
 
-def test_doctor_fix_in_a_terminal(world, gpu_libs: GpuLibs, tmp_path: Path) -> None:
-    """doctor --fix --yes on a terminal: the fix's spinner, the command it ran, the new
+def test_verify_then_doctor_fix_in_a_terminal(world, gpu_libs: GpuLibs,
+                                              tmp_path: Path) -> None:
+    """A CPU torch on an NVIDIA machine: verify's finding and fix command at 80 and 200
+    columns; then doctor --fix --yes: the fix's spinner, the command it ran, the new
     state; every line fits 80 columns or holds one word."""
     from tests.doctor.test_doctor import GOOD, healthy_webui, make_env
 
@@ -323,6 +333,12 @@ def test_doctor_fix_in_a_terminal(world, gpu_libs: GpuLibs, tmp_path: Path) -> N
     env = world.env(gpu_libs.env(GOOD))
     env.update(TERM="xterm-256color")
     env.pop("COLUMNS", None)
+    verify = ["verify", str(webui)]
+    rc80, _, narrow = in_pty(verify, 80, env, tmp_path, timeout=120)
+    rc200, _, wide = in_pty(verify, 200, env, tmp_path, timeout=120)
+    assert rc80 == rc200 == 1 and any("cpu-torch" in line for line in narrow), narrow
+    assert any(line.lstrip().startswith("$ ") for line in narrow), "\n".join(narrow)
+    _fit_and_same_words(narrow, wide)
     rc, raw, lines = in_pty(["doctor", str(webui), "--offline", "--fix", "--yes"], 80, env,
                             tmp_path, timeout=120)
     shown = "\n".join(lines)
