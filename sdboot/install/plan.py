@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.io.runner import quote
 from sdboot.mirrors.blocks import BlockKind
 from sdboot.mirrors.env import MirrorEnv
@@ -106,12 +107,14 @@ def disk_verdict(free_bytes: int, backend: str) -> tuple[str, str]:
     free_gb = free_bytes / 1024**3
     need = NEED_GB.get(backend, 8.0)
     if free_gb < need:
-        return "stop", (f"only {free_gb:.1f} GB free; the {backend} stack needs about "
-                        f"{need:g} GB (the full install about {RECOMMENDED_GB:g} GB plus models)")
+        return "stop", t("only {free} GB free; the {backend} stack needs about {need} GB (the "
+                         "full install about {full} GB plus models)", free=f"{free_gb:.1f}",
+                         backend=backend, need=f"{need:g}", full=f"{RECOMMENDED_GB:g}")
     if free_gb < RECOMMENDED_GB:
-        return "warn", (f"{free_gb:.1f} GB free: enough for the install, tight for models "
-                        f"(about {RECOMMENDED_GB:g} GB plus 2-7 GB per checkpoint)")
-    return "ok", f"{free_gb:.0f} GB free"
+        return "warn", t("{free} GB free: enough for the install, tight for models (about "
+                         "{full} GB plus 2-7 GB per checkpoint)", free=f"{free_gb:.1f}",
+                         full=f"{RECOMMENDED_GB:g}")
+    return "ok", t("{free} GB free", free=f"{free_gb:.0f}")
 
 
 def install_block(python_cmd: str, venv_dir: str, args: list[str], constraints: Path,
@@ -160,7 +163,8 @@ def existing_parent(path: Path) -> Path:
 
 def check_target(root: Path) -> None:
     if root.exists() and not root.is_dir():
-        raise SdbootError(f"{root} is a file, not a folder", "give a folder for the WebUI")
+        raise SdbootError(t("{dir} is a file, not a folder", dir=root),
+                          t("give a folder for the WebUI"))
     if root.is_dir() and not is_webui(root) and any(root.iterdir()):
-        raise SdbootError(f"{root} is not empty and holds no WebUI",
-                          "give a new or empty folder, or an existing WebUI checkout")
+        raise SdbootError(t("{dir} is not empty and holds no WebUI", dir=root),
+                          t("give a new or empty folder, or an existing WebUI checkout"))
