@@ -62,11 +62,13 @@ def render_profiles(con: Console, profiles: list[Profile]) -> None:
     """Two lines a profile (the pins, then what it is for), so that 80 columns and a pipe
     both read well; the caller sorts them."""
     width = max((len(p.name) for p in profiles), default=0)
+    under = _under(con, width + 2, 0)
     for p in profiles:
         mark = " " + _("(yours)") if p.source == "user" else ""
-        con.print(f"[bold]{p.name:<{width}}[/bold]  torch {p.torch}  xformers "
-                  f"{p.xformers or '-'}  python {p.python}", highlight=False)
-        con.print(f"  {' ' * width}[dim]{p.description}{mark}[/dim]", highlight=False)
+        pins = Text(f"{p.name:<{width}}", style="bold")
+        pins.append(f"  torch {p.torch}  xformers {p.xformers or '-'}  python {p.python}")
+        say(con, pins, hang=under)
+        say(con, Text(local(p.description) + mark, style="dim"), indent=under, hang=under)
     say(con, Text(_("details: sdboot profiles show NAME; your own: {doc}").format(
         doc=doc_link("gpu-and-profiles")), style="dim"))
 
