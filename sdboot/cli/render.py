@@ -338,7 +338,7 @@ def render_doctor(con: Console, report: DoctorReport,
         style=style))
     if s.errors or s.warnings:
         say(con, Text(_("Every code is explained in:"), style="dim"))
-        say(con, Text(doc_link("troubleshooting")), indent=2)
+        say(con, Text(text(doc_link("troubleshooting"))), indent=2)  # --mask-paths too
 
 
 def render_fix_plan(con: Console, plan: list[tuple[Finding, tuple[tuple[str, ...], ...]]],

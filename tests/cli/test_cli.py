@@ -183,3 +183,16 @@ def test_pointers_to_the_docs_are_links_that_open(tmp_path, lang, suffix):
         assert len(links) == 1, res.stdout
         path = Path(unquote(urlsplit(links[0]).path))
         assert path.name == name + suffix and path.is_file(), links
+
+
+def test_doctor_mask_paths_covers_the_docs_link(tmp_path):
+    """--mask-paths hides the home folder in every line, the link to the docs included."""
+    from tests.conftest import ROOT
+    from tests.world.launchfiles import write_webui
+
+    home = ROOT.parent
+    if home == Path(home.anchor):
+        pytest.skip("the checkout sits at the top of the file system")
+    res = run_cli("doctor", str(write_webui(tmp_path / "webui")), "--offline", "--mask-paths",
+                  env={"HOME": str(home), "SDBOOT_LANG": "en"})
+    assert "file://~/" in res.stdout and str(home) + "/" not in res.stdout, res.stdout
