@@ -61,10 +61,15 @@ def register(app: typer.Typer) -> None:
         env: str | None = typer.Option(None, "--env", metavar="venv|conda",
                                        help="The environment kind (default venv, in "
                                        "WEBUI_DIR/venv)."),
+        webui: str | None = typer.Option(None, "--webui", metavar="a1111|forge|reforge|neo",
+                                         help=_("Which WebUI (the catalog, webuis.yaml; "
+                                                "docs/webuis.md): its repository and its "
+                                                "default ref. Default: a1111, or what the "
+                                                "folder holds.")),
         webui_repo: str | None = typer.Option(None, "--webui-repo", metavar="URL",
-                                              help="Another WebUI repository (e.g. Forge: "
-                                              "https://github.com/lllyasviel/"
-                                              "stable-diffusion-webui-forge.git)."),
+                                              help=_("The WebUI's repository, or a mirror of "
+                                                     "it; it must be one the catalog knows "
+                                                     "(see --webui).")),
         ref: str | None = typer.Option(None, "--ref", metavar="REF",
                                        help="Tag, branch or commit (default: the latest "
                                        "release, v1.10.1 for AUTOMATIC1111)."),
@@ -101,6 +106,11 @@ def register(app: typer.Typer) -> None:
 
         if webui_repo is not None:
             check_webui_repo(webui_repo)
+        if webui is not None or webui_repo is not None:
+            from sdboot.install.catalog import load_catalog, resolve_choice
+
+            chosen = resolve_choice(load_catalog(), webui, webui_repo)
+            webui_repo = webui_repo or (chosen.repo if chosen else None)
         if ref is not None:
             check_ref(ref)
         con = console(json_out)

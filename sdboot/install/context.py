@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sdboot.errors import SdbootError
-from sdboot.install.catalog import known_for, load_catalog
+from sdboot.i18n import t
+from sdboot.install.catalog import KnownWebui, known_for, load_catalog, same_repo
 from sdboot.install.plan import STATE, InstallOptions, StepUI, target
 from sdboot.io.runner import Runner
 from sdboot.machine.envs import env_python
@@ -58,7 +59,15 @@ class InstallContext:
                      or (default.repo if default else None))
         if not self.repo:
             raise SdbootError("no WebUI repository known", "give --webui-repo URL")
-        known = known_for(self.catalog, self.repo)
+        recorded = self.record.get("repo")
+        if opts.webui_repo and isinstance(recorded, str) and not same_repo(recorded,
+                                                                           opts.webui_repo):
+            raise SdbootError(t("{dir} holds {repo}, not {wanted}", dir=self.root,
+                                repo=recorded, wanted=opts.webui_repo),
+                              t("install into another folder (sdboot install NEW_DIR "
+                                "--webui NAME); nothing was changed"))
+        self.known: KnownWebui | None = known_for(self.catalog, self.repo)
+        known = self.known
         self.ref = opts.ref or (self.lock.webui_commit if self.lock else None) \
             or self.record.get("ref") or (known.default_ref if known else None)
         self.env_kind = opts.env_kind or (self.record.get("env") or {}).get("kind") or "venv"
@@ -111,6 +120,12 @@ class InstallContext:
 
     def python(self) -> Path:
         return env_python(self.prefix())
+
+    def venv_python_version(self) -> str:
+        """The X.Y of the venv's base Python: the WebUI's tested one, if the profile allows."""
+        from sdboot.install.plan import python_for
+
+        return python_for(self.profile, self.known.python if self.known else None)
 
     def clone_plan(self, url: str) -> ClonePlan:
         """sdboot's own clone of url: the upstream through the GitHub mirror's insteadOf

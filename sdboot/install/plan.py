@@ -139,10 +139,14 @@ def sha_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "-"
 
 
-def python_for(profile: Profile | None) -> str:
-    """The WebUI's tested Python (3.10) unless the profile cannot use it."""
+def python_for(profile: Profile | None, preferred: str | None = None) -> str:
+    """The WebUI's tested Python (its catalog entry's, else 3.10) unless the profile
+    cannot use it."""
     from packaging.specifiers import SpecifierSet
 
+    if preferred and (profile is None or not profile.python
+                      or preferred in SpecifierSet(profile.python)):
+        return preferred
     if profile is not None and profile.python and "3.10" not in SpecifierSet(profile.python):
         for candidate in ("3.11", "3.12", "3.9"):
             if candidate in SpecifierSet(profile.python):

@@ -36,6 +36,8 @@ def choose_profile(ctx: InstallContext) -> None:
     webui: WebuiFacts | None = None
     if is_webui(ctx.root):
         webui = detect_webui(ctx.root, ctx.runner)
+    elif ctx.known is not None and ctx.known.flavor != "a1111":  # the catalog's Forge kin
+        webui = WebuiFacts(None, ctx.known.flavor, None, "catalog")
     else:
         flavor = "forge" if "forge" in (ctx.repo or "").lower() else None
         webui = parse_webui_version(flavor or (ctx.ref or "1.10.1")) if (
@@ -43,7 +45,15 @@ def choose_profile(ctx: InstallContext) -> None:
             else None
     if webui is not None:
         ctx.record["webui_version"] = webui.version
-    res = resolve_profile(profiles, ctx.gpu, ctx.host, python_for(None), webui,
+    # the profiles that fit this WebUI (its catalog entry), unless --profile chose one
+    fits = ctx.known.profiles if ctx.known is not None else ()
+    pool = profiles if ctx.opts.profile else \
+        ({n: p for n, p in profiles.items() if n in fits} or profiles)
+    if ctx.opts.profile and fits and ctx.opts.profile not in fits and ctx.known is not None:
+        ctx.notes.append(t("--profile {name} is not one the catalog lists for {webui} ({fits})",
+                           name=ctx.opts.profile, webui=ctx.known.name, fits=", ".join(fits)))
+    res = resolve_profile(pool, ctx.gpu, ctx.host,
+                          python_for(None, ctx.known.python if ctx.known else None), webui,
                           ctx.opts.profile)
     if res.profile is None:
         raise SdbootError("no torch profile fits this machine", "; ".join(res.advice),
@@ -142,7 +152,7 @@ def ensure_python(ctx: InstallContext, pending: list[str]) -> None:
     )
     from sdboot.mirrors.table import python_install_mirror
 
-    version = python_for(ctx.profile)
+    version = ctx.venv_python_version()
     if locate_python(version, ctx.runner) is not None:
         return
     mirror_url = python_install_mirror(ctx.selection)

@@ -1,4 +1,4 @@
-"""Facts about a WebUI folder: which WebUI it is (AUTOMATIC1111, its dev branch, Forge),
+"""Facts about a WebUI folder: which WebUI it is (AUTOMATIC1111, Forge, reForge, Neo),
 its version (git tag, else CHANGELOG.md) and the torch stack its launch file pins.
 parse_* functions are pure; detect_webui() reads the folder and asks git through the runner."""
 
@@ -113,6 +113,41 @@ def parse_git_describe(text: str) -> tuple[str | None, bool]:
     return match.group(1), match.group(2) is None
 
 
+# Which of Forge's kin a checkout with modules_forge/ is, by the GitHub path of its origin
+# (sdboot's clones keep the upstream there): the repositories of webuis.yaml.
+FORGE_KIN = {
+    "lllyasviel/stable-diffusion-webui-forge": "forge",
+    "panchovix/stable-diffusion-webui-reforge": "reforge",
+    "haoming02/sd-webui-forge-classic": "forge",  # its classic branch; neo: see parse_flavor
+}
+# Neo clones no repository: its launch file keeps git_clone only to refuse being called
+_NO_CLONES = re.compile(r"def git_clone\([^)]*\)[^:]*:\s*\n\s+raise NotImplementedError")
+_ORIGIN = re.compile(r'^\s*\[remote "origin"\]\s*$((?:\n(?!\s*\[).*)*)', re.MULTILINE)
+
+
+def origin_url(root: Path) -> str | None:
+    """The origin URL from .git/config (read, not asked: no git process), or None."""
+    try:
+        text = (root / ".git" / "config").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    section = _ORIGIN.search(text)
+    url = re.search(r"^\s*url\s*=\s*(\S+)", section.group(1), re.MULTILINE) if section \
+        else None
+    return url.group(1) if url else None
+
+
+def parse_flavor(has_modules_forge: bool, origin: str | None, launch_text: str) -> str:
+    """a1111, or Forge's kin: forge, reforge (Panchovix), neo (Haoming02's neo branch, the
+    one whose launch file clones nothing). Pure."""
+    if not has_modules_forge:
+        return "a1111"
+    if _NO_CLONES.search(launch_text.replace("\r\n", "\n")):
+        return "neo"
+    path = re.sub(r"^.*github\.com[/:]", "", origin or "").removesuffix("/")
+    return FORGE_KIN.get(path.removesuffix(".git").lower(), "forge")
+
+
 def detect_webui(root: Path, runner: Runner | None = None) -> WebuiFacts:
     """Read a WebUI folder. Raises SdbootError (exit 2) when it is not one."""
     root = root.expanduser().resolve()
@@ -123,11 +158,12 @@ def detect_webui(root: Path, runner: Runner | None = None) -> WebuiFacts:
         raise SdbootError(t("{dir} is not a Stable Diffusion WebUI checkout (no launch.py)",
                             dir=root),
                           t("give the folder that holds launch.py and webui.py"))
-    flavor = "forge" if (root / "modules_forge").is_dir() else "a1111"
     lf = launch_file(root)
     pins = TorchPins()
+    text = lf.read_text(encoding="utf-8", errors="replace") if lf is not None else ""
     if lf is not None:
-        pins = parse_launch_pins(lf.read_text(encoding="utf-8", errors="replace"))
+        pins = parse_launch_pins(text)
+    flavor = parse_flavor((root / "modules_forge").is_dir(), origin_url(root), text)
     version, source = None, "none"
     git = which("git")
     if git and (root / ".git").exists():

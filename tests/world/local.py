@@ -103,7 +103,10 @@ def _overlay(world_root: Path, config: Path, index: LocalIndex, github: GitHost,
         f"    commits: {{v1.10.1: {webui_commit}}}\n")
 
 
-def build_local_world(root: Path, scenario: Scenario | None = None) -> LocalWorld:
+def build_local_world(root: Path, scenario: Scenario | None = None,
+                      kin: dict[str, str] | None = None) -> LocalWorld:
+    """kin: Forge, reForge and Neo as well (tests/world/forge_kin.py), each with the world
+    profile that fits it (name -> profile), in the catalog overlay."""
     root.mkdir(parents=True, exist_ok=True)
     index = build_world_index(root / "index")
     deps = root / "index" / "build" / "webui-deps"
@@ -124,6 +127,12 @@ def build_local_world(root: Path, scenario: Scenario | None = None) -> LocalWorl
     config = root / "config"
     config.mkdir(exist_ok=True)
     _overlay(root, config, index, github, commits["webui"])
+    if kin:
+        from tests.world.forge_kin import build_forge_kin, kin_overlay
+
+        commits.update(build_forge_kin(repos, commits))
+        with (config / "webuis.yaml").open("a") as fh:
+            fh.write(kin_overlay(commits, kin, "%d.%d" % sys.version_info[:2]))
     libs = build_gpu_libs(root / "gpu")
     return LocalWorld(root, index, github, libs, config, commits,
                       scenario or Scenario(driver="531.18", cuda=12010, gpus=(RTX_3060,)))

@@ -7,6 +7,7 @@ import os
 import re
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.install.catalog import pinned_commit
 from sdboot.install.steps.base import Step
 from sdboot.io import git as gitops
@@ -61,10 +62,11 @@ class CloneStep(Step):
                               expected_commit=expected or (self.ctx.ref if hex_ref else None),
                               env={**os.environ, **plan.env}, git=self.ctx.git,
                               on_line=self.ctx.ui.detail, origin=plan.origin)
-        if not is_webui(partial):
+        if not is_webui(partial):  # a catalogued repository, served wrong by a mirror
             remove_tree(self.ctx.root.parent, partial, "the partial clone")
-            raise SdbootError(f"{self.ctx.repo} is not a Stable Diffusion WebUI repository "
-                              "(no launch.py)", "check --webui-repo")
+            raise SdbootError(t("{repo} is not a Stable Diffusion WebUI repository (no "
+                                "launch.py): the clone was removed", repo=self.ctx.repo),
+                              t("check --webui-repo and the mirror (sdboot mirror test)"))
         if self.ctx.root.exists():
             self.ctx.root.rmdir()  # empty: checked before
         os.replace(partial, self.ctx.root)

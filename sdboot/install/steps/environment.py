@@ -7,7 +7,6 @@ import os
 import shutil
 
 from sdboot.errors import SdbootError
-from sdboot.install.plan import python_for
 from sdboot.install.steps.base import Step
 from sdboot.io.files import atomic_write, remove_tree
 from sdboot.io.runner import quote
@@ -56,7 +55,7 @@ class EnvironmentStep(Step):
         if self.ctx.env_kind == "venv":
             from sdboot.machine.envs.venv import VenvEnv, find_python
 
-            version = python_for(self.ctx.profile)
+            version = self.ctx.venv_python_version()
             base = find_python(version, self.ctx.runner)
             from sdboot.stack.packages import choose_installer
 

@@ -1,0 +1,104 @@
+"""`sdboot install --webui NAME` for each catalogued WebUI, end to end in one local world
+with Forge, reForge and Neo beside AUTOMATIC1111 (tests/world/forge_kin.py): the catalog's
+repository and ref, the pinned commit, the profile that fits, the tested Python, what each
+one clones; and the refusals (an unknown name, a repository the catalog does not know, a
+name and a repository that disagree) before anything changes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.world.githost import git
+from tests.world.gpu import RTX_3060, Scenario
+from tests.world.local import LocalWorld, build_local_world, sdboot_argv
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+# a driver new enough for cu128 (570.26 on Linux), so reForge and Neo get their profile
+NEW_DRIVER = Scenario(driver="570.86.15", cuda=12080, gpus=(RTX_3060,))
+KIN_PROFILES = {"forge": "torch2.3.1-cu121", "reforge": "torch2.7.0-cu128",
+                "neo": "torch2.7.0-cu128"}
+# name -> (repository path, the profile chosen, the folders cloned into repositories/)
+EXPECTED = {
+    "a1111": ("AUTOMATIC1111/stable-diffusion-webui", "torch2.1.2-cu121",
+              {"stable-diffusion-stability-ai", "k-diffusion"}),
+    "forge": ("lllyasviel/stable-diffusion-webui-forge", "torch2.3.1-cu121",
+              {"huggingface_guess"}),
+    "reforge": ("Panchovix/stable-diffusion-webui-reForge", "torch2.7.0-cu128",
+                {"stable-diffusion-stability-ai", "k-diffusion"}),
+    "neo": ("Haoming02/sd-webui-forge-classic", "torch2.7.0-cu128", set()),
+}
+
+
+@pytest.fixture(scope="module")
+def kw(tmp_path_factory: pytest.TempPathFactory) -> LocalWorld:
+    world = build_local_world(tmp_path_factory.mktemp("kin-world"), NEW_DRIVER,
+                              kin=KIN_PROFILES)
+    yield world
+    world.stop()
+
+
+def sdboot(world: LocalWorld, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(sdboot_argv(*args), env=world.env(), capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_each_catalogued_webui_installs(kw: LocalWorld, tmp_path: Path, name: str) -> None:
+    slug, profile, cloned = EXPECTED[name]
+    webui = tmp_path / name
+    res = sdboot(kw, "install", str(webui), "--webui", name, "--mirror", "world", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["complete"] and doc["profile"] == profile
+    record = json.loads((webui / ".sdboot/install.json").read_text())
+    assert record["repo"] == f"https://github.com/{slug}.git"
+    # the ref's pinned commit (a release tag, or a branch's known-good commit)
+    assert record["commit"] == kw.commits["webui" if name == "a1111" else name]
+    assert record["ref"] == {"a1111": "v1.10.1", "neo": "neo"}.get(name, "main")
+    # origin stays upstream: detection knows which of Forge's kin it is
+    assert git("remote", "get-url", "origin", cwd=webui) == record["repo"]
+    facts = subprocess.run(
+        [sys.executable, "-c", "import sys; from sdboot.webui.folder import detect_webui; "
+         "print(detect_webui(__import__('pathlib').Path(sys.argv[1])).flavor)", str(webui)],
+        capture_output=True, text=True, cwd=ROOT)
+    assert facts.stdout.strip() == name
+    repos = webui / "repositories"
+    assert ({p.name for p in repos.iterdir()} if repos.is_dir() else set()) == cloned
+    if name == "neo":  # the catalog's tested Python, not 3.10
+        cfg = (webui / "venv/pyvenv.cfg").read_text()
+        assert f"version_info = {sys.version_info.major}.{sys.version_info.minor}." in cfg \
+            or f"version = {sys.version_info.major}.{sys.version_info.minor}." in cfg
+        assert not (webui / "requirements_versions.txt").exists()
+
+
+def _refused(res: subprocess.CompletedProcess[str], words: str) -> str:
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith(("error:", "hint:"))]
+    assert res.returncode == 2 and len(lines) == 2, res.stderr
+    assert words in lines[0] and "Traceback" not in res.stderr
+    return lines[1]
+
+
+def test_unknown_name_and_repository_are_refused_before_anything(kw: LocalWorld,
+                                                                 tmp_path: Path) -> None:
+    target = tmp_path / "w"
+    hint = _refused(sdboot(kw, "install", str(target), "--webui", "comfy"),
+                    "unknown WebUI 'comfy' (known: a1111, forge, reforge, neo)")
+    assert "--webui a1111|forge|reforge|neo" in hint
+    _refused(sdboot(kw, "install", str(target), "--webui-repo",
+                    "https://github.com/crowsonkb/k-diffusion.git"),
+             "is not a Stable Diffusion WebUI repository sdboot knows")
+    _refused(sdboot(kw, "install", str(target), "--webui", "forge", "--webui-repo",
+                    "https://github.com/Panchovix/stable-diffusion-webui-reForge.git"),
+             "name different WebUIs")
+    assert not target.exists() and not list(tmp_path.iterdir())
+    # a mirror's form of a known repository is that repository
+    res = sdboot(kw, "install", str(target), "--webui", "neo", "--webui-repo",
+                 f"{kw.github.url}https://github.com/Haoming02/sd-webui-forge-classic.git",
+                 "--dry-run")
+    assert res.returncode == 0, res.stderr
