@@ -139,7 +139,7 @@ def fix_command(argv: list[str]) -> int:
             print(f"moved {src} to {quarantine(root, src)}")
         else:
             raise SdbootError(t("bad arguments {argv}", argv=repr(argv)),
-                              "move ROOT SRC DST | quarantine ROOT SRC", exit_code=2)
+                              t("move ROOT SRC DST | quarantine ROOT SRC"), exit_code=2)
     except SdbootError as exc:
         print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
