@@ -203,7 +203,7 @@ def _fit_and_same_words(narrow: list[str], wide: list[str]) -> None:
         # a line longer than the terminal holds one word only (a URL or a path longer than
         # the line: left whole for the terminal to fold, so that it copies whole), and a
         # command's line continuation
-        too_long = [line for line in lines if len(line.rstrip()) > cols
+        too_long = [line for line in lines if cell_len(line.rstrip()) > cols
                     and len(_words([line])) > 1]
         assert not too_long, f"{cols} columns: {too_long}"
     _same_words(_words(narrow), _words(wide))
@@ -228,6 +228,23 @@ def test_fits_80_and_200_columns_without_breaking_words(
     if case.spinner:
         assert case.spinner in raw80  # it showed while the command worked
         assert case.spinner not in shown  # and left nothing behind
+
+
+@pytest.mark.usefixtures("slow_python")
+def test_chinese_lines_fit_and_lose_nothing(gpu_libs: GpuLibs, config_dir: Path, webui: Path,
+                                            tmp_path: Path) -> None:
+    """In Chinese (no spaces between words) a line breaks between characters: each fits the
+    terminal's cells (a CJK character takes two), none starts with closing punctuation, and
+    the narrow screen holds the same text as the wide one."""
+    argv = CASES["doctor"].argv(webui, tmp_path)
+    env = {**_env(gpu_libs, config_dir), "SDBOOT_LANG": "zh_CN"}
+    rc60, _, narrow = in_pty(argv, 60, env, tmp_path)
+    rc200, _, wide = in_pty(argv, 200, env, tmp_path)
+    assert rc60 == rc200 == 1 and any("大模型" in line for line in narrow), narrow
+    assert not [line for line in narrow if cell_len(line.rstrip()) > 60
+                and len(_words([line])) > 1], "\n".join(narrow)
+    assert not [line for line in narrow if line.strip() and line.strip()[0] in "，。：；、）"]
+    assert "".join(_words(narrow)) == "".join(_words(wide))
 
 
 def test_a_pipe_gets_whole_lines(gpu_libs: GpuLibs, config_dir: Path, webui: Path,
