@@ -30,7 +30,7 @@ DEFAULT_PYTHON = "3.10"  # the WebUI's tested Python (webui.sh prefers python3.1
 def _str_list(doc: Any, key: str, path: Path) -> tuple[str, ...]:
     value = doc.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
-        raise bad_data(path, line_of(doc, key), f"'{key}' must be a list of strings")
+        raise bad_data(path, line_of(doc, key), t("'{key}' must be a list of strings", key=key))
     return tuple(str(v) for v in value)
 
 
@@ -39,7 +39,7 @@ def _opt_str(doc: Any, key: str, path: Path) -> str | None:
     if value is None:
         return None
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise bad_data(path, line_of(doc, key), f"'{key}' must be a string")
+        raise bad_data(path, line_of(doc, key), t("'{key}' must be a string", key=key))
     return str(value)
 
 
@@ -65,17 +65,18 @@ def pip_args_problem(args: Sequence[str]) -> str | None:
         if flag in PIP_URL_FLAGS:
             if not eq:
                 if i + 1 >= len(args):
-                    return f"{flag} needs a URL after it"
+                    return t("{flag} needs a URL after it", flag=flag)
                 value = args[i + 1]
                 i += 1
             problem = _index_url_problem(value)
             if problem:
-                return f"{flag} {problem}"
+                return t("{flag} {problem}", flag=flag, problem=problem)
         elif arg not in PIP_PLAIN_FLAGS:
             allowed = ", ".join((*PIP_URL_FLAGS, *PIP_PLAIN_FLAGS))
             from sdboot.mirrors.loading import shown_value
 
-            return f"'{shown_value(arg)}' is not allowed (only: {allowed})"
+            return t("'{arg}' is not allowed (only: {allowed})", arg=shown_value(arg),
+                     allowed=allowed)
         i += 1
     return None
 
@@ -83,21 +84,23 @@ def pip_args_problem(args: Sequence[str]) -> str | None:
 def parse_profile(doc: Any, path: Path, source: str) -> Profile:
     """Validate one profile document; every error names the file and line."""
     if not isinstance(doc, dict):
-        raise bad_data(path, line_of(doc), "a profile must be a mapping of keys")
+        raise bad_data(path, line_of(doc), t("a profile must be a mapping of keys"))
     for key in REQUIRED:
         if doc.get(key) in (None, ""):
-            raise bad_data(path, line_of(doc), f"missing required key '{key}'")
+            raise bad_data(path, line_of(doc), t("missing required key '{key}'", key=key))
     for key in doc:
         if key not in REQUIRED and key not in OPTIONAL:
-            raise bad_data(path, line_of(doc, key), f"unknown key '{key}'")
+            raise bad_data(path, line_of(doc, key), t("unknown key '{key}'", key=key))
 
-    def check(ok: bool, key: str, what: str) -> None:
+    def check(ok: bool, key: str, what: str, **values: Any) -> None:
+        """`what`: a message id, formatted (and translated) only when the check fails."""
         if not ok:
-            raise bad_data(path, line_of(doc, key), what)
+            raise bad_data(path, line_of(doc, key), t(what, **values))
 
     name = str(doc["name"])
     backend = str(doc["backend"])
-    check(backend in BACKENDS, "backend", f"backend must be one of {', '.join(BACKENDS)}")
+    check(backend in BACKENDS, "backend", N_("backend must be one of {choices}"),
+          choices=", ".join(BACKENDS))
     versions = {k: _opt_str(doc, k, path) for k in ("torch", "torchvision", "xformers", "cuda")}
     for key, value in versions.items():
         if value is None:
@@ -105,47 +108,54 @@ def parse_profile(doc: Any, path: Path, source: str) -> Profile:
         try:
             Version(value)
         except InvalidVersion:
-            check(False, key, f"'{key}' is not a valid version: {value!r}")
+            check(False, key, N_("'{field}' is not a valid version: {value}"), field=key,
+                  value=repr(value))
     check(backend != "cuda" or versions["cuda"] is not None, "backend",
-          "a cuda profile needs 'cuda' (the CUDA version of the build, e.g. \"12.1\")")
+          N_("a cuda profile needs 'cuda' (the CUDA version of the build, e.g. \"12.1\")"))
     index_mode = str(doc.get("index_mode") or ("default" if not doc.get("index_url") else "index"))
-    check(index_mode in INDEX_MODES, "index_mode", f"index_mode must be one of {INDEX_MODES}")
+    check(index_mode in INDEX_MODES, "index_mode", N_("index_mode must be one of {choices}"),
+          choices=str(INDEX_MODES))
     check(index_mode == "default" or bool(doc.get("index_url")), "index_mode",
-          "index_mode needs index_url")
+          N_("index_mode needs index_url"))
     index_url = _opt_str(doc, "index_url", path)
     if index_url is not None:
         check(not (problem := _index_url_problem(index_url)), "index_url",
-              f"index_{problem}")
+              N_("index_{problem}"), problem=problem)
     pip_args = _str_list(doc, "pip_args", path)
-    check(not (problem := pip_args_problem(pip_args)), "pip_args", f"pip_args: {problem}")
+    check(not (problem := pip_args_problem(pip_args)), "pip_args", N_("pip_args: {problem}"),
+          problem=problem)
     python = str(doc["python"])
     try:
         SpecifierSet(python)
     except InvalidSpecifier:
-        check(False, "python", f"'python' is not a version specifier: {python!r}")
+        check(False, "python", N_("'python' is not a version specifier: {value}"),
+              value=repr(python))
     arch = _str_list(doc, "arch", path)
     for cap in arch:
-        check(parse_cap(cap) is not None, "arch", f"bad compute capability {cap!r} (use \"8.6\")")
+        check(parse_cap(cap) is not None, "arch",
+              N_("bad compute capability {cap} (use \"8.6\")"), cap=repr(cap))
     platforms = _str_list(doc, "platforms", path)
     for plat in platforms:
-        check(plat in PLATFORMS, "platforms", f"unknown platform {plat!r}")
+        check(plat in PLATFORMS, "platforms", N_("unknown platform {name}"), name=repr(plat))
     ptx = _str_list(doc, "ptx", path)
     for plat in ptx:
-        check(plat in PLATFORMS, "ptx", f"unknown platform {plat!r} in 'ptx'")
+        check(plat in PLATFORMS, "ptx", N_("unknown platform {name} in 'ptx'"),
+              name=repr(plat))
     webui = _str_list(doc, "webui", path)
     for spec in webui:
         check(is_requirement(spec), "webui",
-              f"bad WebUI range {spec!r} (e.g. \"a1111>=1.8,<1.11\")")
+              N_("bad WebUI range {spec} (e.g. \"a1111>=1.8,<1.11\")"), spec=repr(spec))
     build_constraints = _str_list(doc, "build_constraints", path)
     for spec in build_constraints:
         check(is_requirement(spec), "build_constraints",
-              t("bad build constraint {spec} (e.g. \"setuptools<82\")", spec=repr(spec)))
+              N_("bad build constraint {spec} (e.g. \"setuptools<82\")"), spec=repr(spec))
     min_driver_doc = doc.get("min_driver") or {}
-    check(isinstance(min_driver_doc, dict), "min_driver", "'min_driver' must map os to version")
+    check(isinstance(min_driver_doc, dict), "min_driver",
+          N_("'min_driver' must map os to version"))
     min_driver = {str(k): str(v) for k, v in min_driver_doc.items()}
     for plat, ver in min_driver.items():
         check(plat in PLATFORMS and driver_key(ver) is not None, "min_driver",
-              f"bad minimum driver {plat}: {ver!r}")
+              N_("bad minimum driver {os}: {version}"), os=plat, version=repr(ver))
     return Profile(
         name=name,
         description=str(doc.get("description") or ""),
