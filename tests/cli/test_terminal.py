@@ -12,6 +12,7 @@ import re
 import select
 import shlex
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -74,18 +75,24 @@ def _env(gpu_libs: GpuLibs, config_dir: Path) -> dict[str, str]:
 
 
 def in_pty(argv: list[str], cols: int, env: dict[str, str], cwd: Path,
-           timeout: float = 60) -> tuple[int, str, list[str]]:
-    """Run sdboot on a pty of `cols` columns: its exit code, what it wrote (escape codes
-    and all), and the screen's lines at the end."""
+           timeout: float = 60, ctrl_c_after: float | None = None,
+           ) -> tuple[int, str, list[str]]:
+    """Run sdboot on a pty of `cols` columns (pressing Ctrl-C after `ctrl_c_after`
+    seconds): its exit code, what it wrote (escape codes and all), and the screen's lines
+    at the end."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, cols, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "sdboot", *argv], stdin=slave,
                             stdout=slave, stderr=slave, env=env, cwd=cwd,
                             start_new_session=True)
     os.close(slave)
-    out, deadline = b"", time.monotonic() + timeout
+    started = time.monotonic()
+    out, deadline = b"", started + timeout
     try:
         while time.monotonic() < deadline:
+            if ctrl_c_after is not None and time.monotonic() - started > ctrl_c_after:
+                os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
+                ctrl_c_after = None
             ready, _, _ = select.select([master], [], [], 0.5)
             if not ready:
                 if proc.poll() is not None:
@@ -245,6 +252,18 @@ def test_chinese_lines_fit_and_lose_nothing(gpu_libs: GpuLibs, config_dir: Path,
                 and len(_words([line])) > 1], "\n".join(narrow)
     assert not [line for line in narrow if line.strip() and line.strip()[0] in "，。：；、）"]
     assert "".join(_words(narrow)) == "".join(_words(wide))
+
+
+def test_ctrl_c_during_the_spinner_leaves_the_terminal_clean(
+        gpu_libs: GpuLibs, config_dir: Path, tmp_path: Path,
+        hanging_mirror: Callable[[], None]) -> None:
+    """Ctrl-C while the spinner turns: exit 130, the spinner gone, the cursor shown again."""
+    hanging_mirror()
+    rc, raw, lines = in_pty(["mirror", "test", "--timeout", "60"], 80,
+                            _env(gpu_libs, config_dir), tmp_path, ctrl_c_after=1.5)
+    assert rc == 130, raw
+    assert "probing" in raw and not any("probing" in line for line in lines), raw
+    assert raw.rfind("\x1b[?25h") > raw.rfind("\x1b[?25l") >= 0, raw  # cursor back
 
 
 def test_a_pipe_gets_whole_lines(gpu_libs: GpuLibs, config_dir: Path, webui: Path,
