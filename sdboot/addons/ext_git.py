@@ -38,8 +38,10 @@ class Fetcher:
 def need_git() -> str:
     git = shutil.which("git")
     if git is None:
-        raise SdbootError(t("git is not installed"), t("install git, then run again"),
-                          exit_code=1)
+        raise SdbootError(t("git is not installed: sdboot needs it to fetch and update "
+                            "extensions"),
+                          t("install git (your system's package manager, or git-scm.com), then "
+                            "run the command again"), exit_code=1)
     return git
 
 

@@ -54,7 +54,7 @@ def extension_folders(root: Path) -> list[Path]:
     folder = root / "extensions"
     if folder.is_symlink() or not folder.is_dir():
         return []
-    inside(root, folder, t("the extensions folder"))
+    inside(root, folder, t("the extensions/ folder"))
     return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
                   key=lambda p: p.name.lower())
 
@@ -64,7 +64,7 @@ def find_extension(root: Path, name: str) -> Path:
     naming what is there."""
     found = {p.name: p for p in extension_folders(root)}
     if name not in found or "/" in name or "\\" in name:
-        known = ", ".join(sorted(found)) or t("none")
+        known = ", ".join(sorted(found)) or t("none yet")
         raise SdbootError(t("no extension {name} in {folder}", name=name,
                             folder=root / "extensions"),
                           t("installed: {names} (see sdboot ext list)", names=known))

@@ -196,16 +196,20 @@ def ext_remove(
             path=path, size=human_size(size)))
 
 
-def confirm(yes: bool, question: str, json_out: bool) -> None:
-    """Ask on a terminal; without one, --yes is needed (nothing is deleted unasked)."""
+def can_ask(yes: bool) -> None:
+    """Without a terminal to ask on, --yes is needed: nothing is deleted unasked (exit 2,
+    before anything is shown as being removed)."""
     from sdboot.errors import SdbootError
 
-    if yes:
-        return
-    if not sys.stdin.isatty():
+    if not yes and not sys.stdin.isatty():
         raise SdbootError(t("this deletes files and needs confirmation"),
                           t("add --yes to go ahead without being asked"))
-    if not typer.confirm(question, default=False, err=json_out):
+
+
+def confirm(yes: bool, question: str, json_out: bool) -> None:
+    """Ask on a terminal (the default answer is no); --yes skips the question."""
+    can_ask(yes)
+    if not yes and not typer.confirm(question, default=False, err=json_out):
         raise typer.Exit(1)
 
 

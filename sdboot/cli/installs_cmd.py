@@ -82,7 +82,7 @@ def _render_row(con: Console, row: InstallRow) -> None:
 def _render_plan(con: Console, plan: UninstallPlan, dry_run: bool) -> None:
     from sdboot.install.registry import human_size
 
-    con.print(_("would remove:") if dry_run else _("removing:"), markup=False)
+    con.print(_("would remove:") if dry_run else _("to remove:"), markup=False)
     for r in plan.removals:
         con.print(f"  {r.path}  ({human_size(r.bytes)})", markup=False)
     if plan.restore_launch:
@@ -111,13 +111,15 @@ def uninstall_cmd(
     json_out: bool = typer.Option(False, "--json", help=_("Print sdboot.uninstall/1 JSON.")),
 ) -> None:
     from sdboot.cli.common import console, emit_json
-    from sdboot.cli.ext_cmd import confirm
+    from sdboot.cli.ext_cmd import can_ask, confirm
     from sdboot.install.registry import human_size
     from sdboot.install.uninstall import plan_uninstall, run_uninstall
 
     plan = plan_uninstall(webui_dir, everything)
     con = console(json_out)
     empty = not (plan.removals or plan.files or plan.restore_launch or plan.registered)
+    if not dry_run and not empty:
+        can_ask(yes)
     if not json_out:
         if empty:
             con.print(_("Nothing of sdboot's is in {dir}.").format(dir=plan.root),

@@ -139,7 +139,8 @@ def run_uninstall(plan: UninstallPlan) -> list[str]:
     with exclusive_lock(lock) as held:
         if not held:
             raise SdbootError(t("an sdboot install is running for {root}", root=root),
-                              t("wait for it to finish (or stop it), then run again"),
+                              t("wait for the install to finish (or stop it), then run the "
+                                "command again"),
                               exit_code=1)
         keep_on_interrupt(RESUME)
         try:
