@@ -31,10 +31,12 @@ if TYPE_CHECKING:
     from rich.live import Live
 
 # East Asian wide characters: a line may break before or after any of them (Chinese text
-# has no spaces), except before closing punctuation, which stays with what it closes
+# has no spaces), except inside punctuation: an opening mark stays with what follows it, a
+# closing one with what it closes
 _WIDE = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef"
-_CLOSING = "，。：；、！？）」』》】"
-_UNIT = re.compile(rf"(?:[^\s{_WIDE}]+|\S)[{_CLOSING}]*\s*")
+_OPENING = "（「『《【“‘"
+_CLOSING = "，。：；、！？）」』》】”’"
+_UNIT = re.compile(rf"[{_OPENING}]*(?:[^\s{_WIDE}]+|\S)[{_CLOSING}]*\s*")
 GRACE_S = 0.3  # a command that finishes sooner shows no spinner
 
 

@@ -334,6 +334,12 @@ def test_say_breaks_between_words_with_a_hanging_indent() -> None:
     assert "".join(lines).replace(" ", "") == \
         "没有找到WebUI的Python环境：没有--python，没有安装记录，也没有venv/"
     assert all(cell_len(line) <= 24 and line.lstrip()[:1] not in "，：" for line in lines)
+    for width in range(8, 24):  # an opening mark never ends a line, a closing one never starts one
+        con, out = _console(width)
+        say(con, "没有找到可加载的大模型（checkpoint）：WebUI 没有模型可用")
+        lines = out.getvalue().splitlines()
+        assert not [ln for ln in lines if ln.rstrip().endswith("（")
+                    or ln.lstrip().startswith(("）", "："))], (width, lines)
 
 
 def test_a_command_breaks_between_arguments_and_pastes_as_one() -> None:
