@@ -11,8 +11,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sdboot.addons.ext_git import Updated
-from sdboot.errors import SdbootError
-from sdboot.i18n import t
+from sdboot.errors import SdbootError, keep_on_interrupt
+from sdboot.i18n import N_, t
 from sdboot.io import git as gitops
 from sdboot.io.files import inside, remove_tree, safe_name
 from sdboot.io.mask import mask
@@ -26,6 +26,11 @@ KNOWN = {
     "zh-tw": "https://github.com/benlisquare/stable-diffusion-webui-localization-zh_TW.git",
     "controlnet": "https://github.com/Mikubill/sd-webui-controlnet.git",
 }
+# what a Ctrl-C leaves (sdboot.errors.keep_on_interrupt)
+UPDATE_KEPT = N_("each extension is either updated or still at its old commit (git moves a "
+                 "branch in one step); 'sdboot ext list' shows where each one is")
+REMOVE_RESUME = N_("the extension's folder may be partly deleted; run the same command again "
+                   "to finish removing it")
 
 
 def resolve_extension(what: str) -> str:
@@ -127,6 +132,7 @@ def remove_extension(root: Path, name: str) -> Path:
     from sdboot.addons.ext_state import find_extension
 
     path = find_extension(root, name)
+    keep_on_interrupt(REMOVE_RESUME)
     remove_tree(root / "extensions", path, "extension folder")
     return path
 
@@ -159,6 +165,7 @@ def update_extensions(root: Path, names: list[str] | None,
     runner = runner or Runner()
     folders = [find_extension(root, n) for n in names] if names else extension_folders(root)
     fetcher = plan_fetcher(root, runner)
+    keep_on_interrupt(UPDATE_KEPT)
     results = []
     for ext in folders:
         if ext.is_symlink() or not (ext / ".git").exists():

@@ -1,0 +1,74 @@
+"""The lifecycle commands as a user meets them: on a real terminal (a pseudo-terminal) the
+deleting ones ask, and "no" (the default) deletes nothing; help and errors in Chinese
+keep the exit codes and the English JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, clean_env, run_cli
+from tests.world.launchfiles import write_webui
+
+
+def on_terminal(args: list[str], answer: bytes, env: dict[str, str]) -> tuple[int, str]:
+    """Run sdboot with a pseudo-terminal as stdin/stdout/stderr, typing `answer`."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "sdboot", *args], stdin=slave,
+                            stdout=slave, stderr=slave, env=clean_env(env), cwd=ROOT)
+    os.close(slave)
+    os.write(master, answer)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return proc.wait(timeout=60), out.decode("utf-8", "replace")
+
+
+def _webui(tmp_path: Path) -> Path:
+    webui = write_webui(tmp_path / "webui")
+    (webui / "extensions/thing/models").mkdir(parents=True)
+    (webui / "extensions/thing/models/cn.pth").write_bytes(b"\0" * 3000)
+    (webui / ".sdboot").mkdir()
+    return webui
+
+
+def test_remove_and_uninstall_ask_on_a_terminal(tmp_path: Path, config_dir: Path) -> None:
+    webui = _webui(tmp_path)
+    env = {"SDBOOT_CONFIG_DIR": str(config_dir)}
+    rc, out = on_terminal(["ext", "remove", "thing", "--webui", str(webui)], b"\n", env)
+    assert rc == 1 and "Delete" in out and "2.9 KB" in out, out  # the default is no
+    assert (webui / "extensions/thing/models/cn.pth").is_file()
+    rc, out = on_terminal(["ext", "remove", "thing", "--webui", str(webui)], b"y\n", env)
+    assert rc == 0 and not (webui / "extensions/thing").exists(), out
+    rc, out = on_terminal(["uninstall", str(webui)], b"n\n", env)
+    assert rc == 1 and (webui / ".sdboot").is_dir() and ".sdboot" in out, out
+    rc, out = on_terminal(["uninstall", str(webui)], b"y\n", env)
+    assert rc == 0 and not (webui / ".sdboot").exists(), out
+
+
+def test_chinese_help_errors_and_english_json(tmp_path: Path, config_dir: Path) -> None:
+    webui = _webui(tmp_path)
+    zh = {"SDBOOT_CONFIG_DIR": str(config_dir), "SDBOOT_LANG": "zh_CN"}
+    for args in (["ext", "update", "--help"], ["list", "--help"], ["uninstall", "--help"]):
+        res = run_cli(*args, env=zh)
+        assert res.returncode == 0 and any("\u4e00" <= c <= "\u9fff" for c in res.stdout)
+    res = run_cli("ext", "disable", "nothing-here", "--webui", str(webui), env=zh)
+    assert res.returncode == 2 and "没有扩展 nothing-here" in res.stderr
+    assert res.stderr.startswith("error: ") and "\nhint: " in res.stderr
+    en = run_cli("ext", "list", "--json", "--webui", str(webui),
+                 env={"SDBOOT_CONFIG_DIR": str(config_dir)})
+    assert run_cli("ext", "list", "--json", "--webui", str(webui), env=zh).stdout == en.stdout
+    assert json.loads(en.stdout)["extensions"][0]["name"] == "thing"
+    res = run_cli("uninstall", str(webui), "--dry-run", env=zh)
+    assert res.returncode == 0 and "将会删除" in res.stdout and (webui / ".sdboot").is_dir()
