@@ -95,6 +95,10 @@ def plan_uninstall(webui_dir: Path, everything: bool = False) -> UninstallPlan:
     plan = UninstallPlan(root, everything)
     plan.registered = any(e["path"] == str(root) for e in read_registry()[0])
     if everything:
+        if not plan.registered and not (root / STATE_DIR).is_dir():
+            raise SdbootError(t("sdboot did not install {dir} (no .sdboot/ folder, not in "
+                                "sdboot list): not deleting it", dir=root),
+                              t("delete a folder sdboot did not make yourself"))
         plan.removals.append(Removal(root, "webui", tree_size(root)))
         return plan
     state_dir(root, FIX)

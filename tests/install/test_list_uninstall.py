@@ -164,6 +164,10 @@ def test_a_record_that_points_elsewhere_is_refused(tmp_path: Path, config_dir: P
     assert len(res.stderr.strip().splitlines()) == 2
     assert (mine / "bin").is_dir() and (webui / ".sdboot/install.json").is_file()
     assert run_cli("uninstall", str(tmp_path / "nowhere"), env=_env(config_dir)).returncode == 2
+    other = write_webui(tmp_path / "not-sdboots")  # --all: only a folder sdboot installed
+    res = run_cli("uninstall", str(other), "--all", "--yes", env=_env(config_dir))
+    assert res.returncode == 2 and "sdboot did not install" in res.stderr
+    assert (other / "launch.py").is_file()
     (tmp_path / "plain").mkdir()
     assert run_cli("uninstall", str(tmp_path / "plain"), env=_env(config_dir)).returncode == 2
 
