@@ -18,6 +18,7 @@ from sdboot.doctor import (
     network,
     requirements,
     stack,
+    store,
     system,
 )
 from sdboot.doctor.engine import Check, CheckResult, Summary, run_checks, summarize
@@ -28,7 +29,8 @@ from sdboot.io.runner import Runner, quote
 from sdboot.values import Finding
 
 CHECKS: list[Check] = [system.CHECK, gpu.CHECK, environment.CHECK, stack.CHECK,
-                       requirements.CHECK, checkout.CHECK, network.CHECK, models.CHECK]
+                       requirements.CHECK, checkout.CHECK, network.CHECK, models.CHECK,
+                       store.CHECK]
 ALL_CODES = tuple(code for c in CHECKS for code in c.codes)
 FIX_TIMEOUT_S = 3600.0
 

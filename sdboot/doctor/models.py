@@ -12,8 +12,10 @@ from sdboot.addons.damaged import QUARANTINE, real_file_hint
 from sdboot.addons.models import FOLDERS, Inspection, ModelType, inspect_model, model_files
 from sdboot.doctor.engine import Check, Outcome
 from sdboot.doctor.facts import DoctorFacts
+from sdboot.errors import SdbootError
 from sdboot.i18n import N_, Text, local, t
 from sdboot.values import Finding, Fix, Severity
+from sdboot.webui.store import Store, applies_to, read_store
 
 # The fixes run through the runner as commands; both refuse to replace an existing file
 # and prove their paths inside the WebUI (sdboot.addons.damaged.fix_command).
@@ -34,6 +36,13 @@ def _corrupt(root: Path, path: Path, found: Inspection) -> Finding:
             automatic=True))
 
 
+def _store() -> Store | None:
+    try:
+        return read_store()
+    except SdbootError:
+        return None  # the store check reports it
+
+
 def run(facts: DoctorFacts) -> Outcome:
     if not facts.is_webui or facts.webui_dir is None:
         return Outcome(t("no WebUI folder"), skipped=True)
@@ -48,29 +57,33 @@ def run(facts: DoctorFacts) -> Outcome:
 
     counts: list[Text] = []
     planned: set[Path] = set()
-    for kind, rel in FOLDERS.items():
-        files = model_files(root / rel)
+    # the model store this WebUI uses (webui/store.py) is checked like its own folders
+    bases = [root] + [s.path for s in [_store()] if s is not None and applies_to(s, root)
+                      and s.path.is_dir() and s.path.resolve() != root.resolve()]
+    for base, (kind, rel) in ((b, item) for b in bases for item in FOLDERS.items()):
+        files = model_files(base / rel)
         if files:
             counts.append(t("{count} {kind}", count=len(files), kind=kind))
         for path in files:
             found = inspect(path)
             if found.problem:
-                findings.append(_corrupt(root, path, found))
+                findings.append(_corrupt(base, path, found))
                 continue
             if found.type in (ModelType.UNKNOWN, kind):
                 continue
-            target = root / FOLDERS[found.type] / path.name
+            target = base / FOLDERS[found.type] / path.name
             free = not target.exists() and target not in planned
             planned.add(target)
             findings.append(Finding(
                 "model-misplaced", Severity.WARNING,
                 t("{rel} is a {type}, not a {kind}: the WebUI will not find it there (or "
-                  "fail to load it)", rel=path.relative_to(root), type=found.type, kind=kind),
+                  "fail to load it)", rel=path.relative_to(base) if base == root else path,
+                  type=found.type, kind=kind),
                 Fix(t("move it to {folder}/", folder=FOLDERS[found.type]) if free else
                     t("move it to {folder}/ yourself: a file named {name} is already there "
                       "(or another file is to be moved there); compare them first",
                       folder=FOLDERS[found.type], name=path.name),
-                    ((sys.executable, "-c", _FIX, "move", str(root), str(path), str(target)),),
+                    ((sys.executable, "-c", _FIX, "move", str(base), str(path), str(target)),),
                     automatic=free)))
     for rel in EXTRA_FOLDERS:
         for path in model_files(root / rel):
@@ -78,7 +91,7 @@ def run(facts: DoctorFacts) -> Outcome:
             if found.problem:
                 findings.append(_corrupt(root, path, found))
     # a LoRA sitting in the checkpoint folder is no checkpoint, nor is a damaged file
-    checkpoints = [p for p in model_files(root / FOLDERS[ModelType.CHECKPOINT])
+    checkpoints = [p for b in bases for p in model_files(b / FOLDERS[ModelType.CHECKPOINT])
                    if not inspect(p).problem
                    and inspect(p).type in (ModelType.CHECKPOINT, ModelType.UNKNOWN)]
     if not checkpoints:

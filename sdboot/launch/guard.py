@@ -324,8 +324,12 @@ def prepare_launch(webui_dir: Path | None, req: LaunchRequest, runner: Runner,
                        name=expected.name))
     record = facts.record
     webui_version = facts.webui.version if facts.webui else None
+    from sdboot.webui.store import store_args
+
+    # after the recorded flags, the model store's: a folder given in COMMANDLINE_ARGS wins
     args, arg_notes = plan_args(req, facts.gpu, webui_version,
-                                [str(a) for a in record.get("webui_args") or []],
+                                [str(a) for a in record.get("webui_args") or []]
+                                + store_args(root),
                                 user_commandline_args(), gfacts.get("xformers_ok"), cpu)
     notes += arg_notes
     if cached:

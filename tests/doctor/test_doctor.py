@@ -135,7 +135,7 @@ def test_healthy_install_has_no_error(world, gpu_libs, tmp_path, layout) -> None
     status = {c["id"]: c["status"] for c in doc["checks"]}
     assert status == {"system": "pass", "gpu": "pass", "environment": "pass", "torch": "pass",
                       "requirements": "pass", "webui": "pass", "network": "skip",
-                      "models": "pass"}
+                      "models": "pass", "store": "skip"}
     assert doc["python"] == str(webui / "venv/bin/python")
 
 

@@ -102,3 +102,67 @@ def test_unknown_name_and_repository_are_refused_before_anything(kw: LocalWorld,
                  f"{kw.github.url}https://github.com/Haoming02/sd-webui-forge-classic.git",
                  "--dry-run")
     assert res.returncode == 0, res.stderr
+
+
+# --- the model store: one folder for every install, through the WebUI's own flags -----------
+
+
+@pytest.fixture()
+def store_cleanup(kw: LocalWorld) -> None:
+    yield
+    (kw.config_dir / "store.json").unlink(missing_ok=True)
+
+
+def test_model_store_reaches_the_webuis_argv(kw: LocalWorld, tmp_path: Path,
+                                             store_cleanup: None) -> None:
+    from tests.doctor.test_doctor import CHECKPOINT_KEYS, LORA_KEYS, safetensors
+
+    webui, store = tmp_path / "forge", tmp_path / "models"
+    res = sdboot(kw, "install", str(webui), "--webui", "forge", "--mirror", "world")
+    assert res.returncode == 0, res.stderr
+    own = safetensors(webui / "models/Lora/mine.safetensors", LORA_KEYS)
+    res = sdboot(kw, "models", "store", str(store), "--webui", str(webui), "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)["webuis"][0]
+    flags = ["--ckpt-dir", f"{store}/models/Stable-diffusion", "--vae-dir", f"{store}/models/VAE",
+             "--lora-dir", f"{store}/models/Lora", "--embeddings-dir", f"{store}/embeddings",
+             "--hypernetwork-dir", f"{store}/models/hypernetworks",
+             "--controlnet-dir", f"{store}/models/ControlNet",
+             "--forge-ref-a1111-home", str(store)]
+    assert doc["flags"] == flags and doc["webui_user"] == "written"
+    # the user's LoRA stays where it is until asked: listed, not moved
+    assert [k["from"] for k in doc["kept"]] == [str(own)] and own.is_file()
+    assert "--forge-ref-a1111-home" in (webui / "webui-user.sh").read_text()
+    # sdboot launch: the flags reach the WebUI's argv, after sdboot's own, once each
+    started = webui / "webui-started.json"
+    res = sdboot(kw, "launch", str(webui))
+    assert res.returncode == 0, res.stderr
+    argv = json.loads(started.read_text())["argv"]
+    assert argv[-len(flags):] == flags and argv.count("--ckpt-dir") == 1
+    # a folder given in COMMANDLINE_ARGS wins over the store's
+    mine = str(tmp_path / "elsewhere")
+    res = subprocess.run(sdboot_argv("launch", str(webui)), capture_output=True, text=True,
+                         cwd=ROOT, env=kw.env(COMMANDLINE_ARGS=f"--lora-dir {mine}"))
+    argv = json.loads(started.read_text())["argv"]
+    assert argv[argv.index("--lora-dir") + 1] == mine and argv.count("--lora-dir") == 1
+    # --move: the plan, then nothing without --yes (no terminal); with --yes the file moves
+    res = sdboot(kw, "models", "store", str(store), "--webui", str(webui), "--move")
+    assert res.returncode == 1 and own.is_file() and "--yes" in res.stderr
+    res = sdboot(kw, "models", "store", str(store), "--webui", str(webui), "--move", "--yes")
+    assert res.returncode == 0, res.stderr
+    assert not own.exists() and (store / "models/Lora/mine.safetensors").is_file()
+    # models add places into the store
+    ckpt = safetensors(tmp_path / "in/base.safetensors", CHECKPOINT_KEYS)
+    res = sdboot(kw, "models", "add", str(ckpt), "--webui", str(webui))
+    assert res.returncode == 0, res.stderr
+    assert (store / "models/Stable-diffusion/base.safetensors").is_file()
+    assert not (webui / "models/Stable-diffusion/base.safetensors").exists()
+    # doctor: the checkpoint in the store counts; a store that is gone is a finding
+    res = sdboot(kw, "doctor", str(webui), "--offline", "--json", "--only",
+                 "no-checkpoint,store-missing")
+    codes = {f["code"] for c in json.loads(res.stdout)["checks"] for f in c["findings"]}
+    assert codes == set(), res.stdout
+    store.rename(tmp_path / "unplugged")
+    res = sdboot(kw, "doctor", str(webui), "--offline", "--json", "--only", "store-missing")
+    codes = {f["code"] for c in json.loads(res.stdout)["checks"] for f in c["findings"]}
+    assert codes == {"store-missing"}

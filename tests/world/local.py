@@ -132,7 +132,7 @@ def build_local_world(root: Path, scenario: Scenario | None = None,
 
         commits.update(build_forge_kin(repos, commits))
         with (config / "webuis.yaml").open("a") as fh:
-            fh.write(kin_overlay(commits, kin, "%d.%d" % sys.version_info[:2]))
+            fh.write(kin_overlay(commits, kin, "{}.{}".format(*sys.version_info[:2])))
     libs = build_gpu_libs(root / "gpu")
     return LocalWorld(root, index, github, libs, config, commits,
                       scenario or Scenario(driver="531.18", cuda=12010, gpus=(RTX_3060,)))
