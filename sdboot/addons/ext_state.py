@@ -5,7 +5,7 @@ commits and origins that a snapshot of the install keeps (the seam for `sdboot u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from sdboot.io.files import inside
 from sdboot.io.runner import Runner
 
 SNAPSHOT_SCHEMA = "sdboot.extensions-snapshot/1"
+FETCHES_AT_ONCE = 6
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,15 @@ def describe_extensions(root: Path, runner: Runner | None = None, *,
             gitops.head_commit(ext, runner, git) if is_git else None,
             branch_of(ext, runner, git) if is_git else None,
             gitops.stored_origin(ext, runner, git) if is_git else None,
-            None if disabled is None else ext.name not in disabled,
-            check_update(ext, fetcher, runner) if fetcher and is_git else None))
+            None if disabled is None else ext.name not in disabled))
+    if fetcher is not None:  # the fetches wait on the network: a few at a time
+        from concurrent.futures import ThreadPoolExecutor
+
+        clones = [r for r in rows if r.is_git]
+        with ThreadPoolExecutor(max_workers=FETCHES_AT_ONCE) as pool:
+            checks = list(pool.map(lambda r: check_update(r.path, fetcher, runner), clones))
+        found = dict(zip((r.name for r in clones), checks, strict=True))
+        rows = [replace(r, check=found.get(r.name)) for r in rows]
     return rows
 
 
