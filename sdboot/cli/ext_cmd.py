@@ -36,8 +36,10 @@ def webui_root(webui: Path | None) -> Path:
     from sdboot.webui.folder import is_webui
 
     root = (webui or Path.cwd()).expanduser().resolve()
-    if webui is None and not is_webui(root):
-        root = default_install() or root
+    if webui is None and not is_webui(root) and (default := default_install()):
+        root = default
+        _print(True, _("using {dir} (the last install in sdboot list; --webui DIR chooses "
+                       "another)").format(dir=root))
     if not is_webui(root):
         raise SdbootError(t("{dir} is not a Stable Diffusion WebUI checkout", dir=root),
                           t("give --webui DIR, or run inside the WebUI folder"))

@@ -72,3 +72,18 @@ def test_chinese_help_errors_and_english_json(tmp_path: Path, config_dir: Path) 
     assert json.loads(en.stdout)["extensions"][0]["name"] == "thing"
     res = run_cli("uninstall", str(webui), "--dry-run", env=zh)
     assert res.returncode == 0 and "将会删除" in res.stdout and (webui / ".sdboot").is_dir()
+
+
+def test_ext_without_webui_uses_the_last_install(tmp_path: Path, config_dir: Path) -> None:
+    old, new = write_webui(tmp_path / "old"), _webui(tmp_path)
+    (config_dir / "installs.json").write_text(json.dumps({
+        "schema": "sdboot.installs/1", "installs": [
+            {"path": str(new), "installed_at": 20}, {"path": str(old), "installed_at": 10},
+            {"path": str(tmp_path / "gone"), "installed_at": 30}]}))
+    env = {"SDBOOT_CONFIG_DIR": str(config_dir)}
+    res = run_cli("ext", "list", "--json", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.json()["webui"] == str(new) and f"using {new}" in res.stderr
+    (config_dir / "installs.json").unlink()
+    res = run_cli("ext", "list", env=env, cwd=tmp_path)
+    assert res.returncode == 2 and "is not a Stable Diffusion WebUI checkout" in res.stderr
