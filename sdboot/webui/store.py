@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdboot.errors import SdbootError
-from sdboot.i18n import N_, t
+from sdboot.i18n import t
 from sdboot.io.datafile import config_dir
 from sdboot.io.files import atomic_write
 
@@ -39,7 +39,6 @@ KINDS = {
 # Forge's kin also read the rest of an A1111 home (ControlNet preprocessors, text encoders)
 # from --forge-ref-a1111-home; the explicit flags above win over it (their launch.py).
 REF_HOME = ("forge", "reforge", "neo")
-FIX = N_("run sdboot models store DIR again (it makes the folders), or move the store back")
 
 
 @dataclass(frozen=True)
