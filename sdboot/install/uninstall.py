@@ -23,7 +23,13 @@ from sdboot.install.plan import INSTALL_BLOCK
 from sdboot.install.registry import forget_install, read_registry, tree_size
 from sdboot.io.files import atomic_write, exclusive_lock, remove_tree
 from sdboot.io.statefile import STATE_DIR, state_dir
-from sdboot.mirrors.blocks import BACKUP_SUFFIX, MIRROR_BLOCK, UserFile, plan_user_file
+from sdboot.mirrors.blocks import (
+    BACKUP_SUFFIX,
+    MIRROR_BLOCK,
+    UserFile,
+    plan_user_file,
+    read_user_file,
+)
 from sdboot.webui.folder import is_webui
 from sdboot.webui.record import FIX, env_prefix, read_record
 
@@ -119,8 +125,7 @@ def plan_uninstall(webui_dir: Path, everything: bool = False) -> UninstallPlan:
         backup = root / (name + BACKUP_SUFFIX)
         if backup.is_file() and not backup.is_symlink():
             uf = next((f for f in plan.files if f.name == name), None)
-            now = uf.new if uf else (root / name).read_bytes().decode("utf-8",
-                                                                         "surrogateescape")
+            now = uf.new if uf else read_user_file(root, name)[0]
             if backup.read_bytes().decode("utf-8", "surrogateescape") == now:
                 plan.removals.append(Removal(backup, "backup", tree_size(backup)))
             else:
