@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sdboot.addons.models import Inspection, inspect_model
 from sdboot.errors import SdbootError
-from sdboot.i18n import Text, t
+from sdboot.i18n import N_, Text, t
 from sdboot.io.files import inside, move_no_clobber
 
 # --- damaged files and doctor's moves (through the file funnel) ---------------------------
@@ -35,11 +35,12 @@ def refuse_damaged(file: Path) -> None:
                           exit_code=1)
 
 
-def model_folder(root: Path, folder: Path, what: str = "the model folder") -> Path:
+def model_folder(root: Path, folder: Path, what: str | None = None) -> Path:
     """`folder` resolved and proven to be where it belongs. Under WEBUI/models/, a folder
     (or models/ itself) may be a symbolic link the user made to another disk or to a shared
     model store: such a link is followed when it points at a folder. Every other path, and
     every name below a model folder, must stay inside the WebUI (io.files.inside)."""
+    what = what or t("the model folder")
     try:
         rel = folder.relative_to(root)
     except ValueError:
@@ -62,15 +63,18 @@ def model_folder(root: Path, folder: Path, what: str = "the model folder") -> Pa
     return current
 
 
+_DESTINATION = N_("the destination")
+
+
 def _move_inside(root: Path, src: Path, dst: Path) -> None:
     """Move src to dst, both proven inside their folders, never replacing an existing
     file. A symbolic link is moved as a link (what it points to is not touched)."""
-    base = model_folder(root, src.parent, "the model's folder")
+    base = model_folder(root, src.parent, t("the model's folder"))
     if not src.is_symlink():
-        inside(base, src, "the model file")
-    model_folder(root, dst.parent, "the destination")  # before mkdir: never outside
+        inside(base, src, t("the model file"))
+    model_folder(root, dst.parent, t(_DESTINATION))  # before mkdir: never outside
     dst.parent.mkdir(parents=True, exist_ok=True)
-    model_folder(root, dst.parent, "the destination")
+    model_folder(root, dst.parent, t(_DESTINATION))
     if src.is_symlink():
         target = os.readlink(src)
         if not os.path.isabs(target):

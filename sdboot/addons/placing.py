@@ -320,6 +320,6 @@ def fetch(root: Path, source: Source, expected_sha256: str | None,
                             path=f"{DOWNLOADS}/{part.name}"), exit_code=2)
     final = folder / name  # a plain name (safe_name): it cannot leave the folder
     if final.is_dir() and not final.is_symlink():
-        remove_tree(folder, final, "old download")
+        remove_tree(folder, final, t("old download"))
     os.replace(part, final)  # a rename: a link planted at `final` is replaced, not followed
     return final, got.sha256 if want else None, got.resumed

@@ -41,7 +41,7 @@ def _outside(path: Path | str, root: Path | str, what: str) -> SdbootError:
         exit_code=2)
 
 
-def inside(root: Path, path: Path | str, what: str = "the path") -> Path:
+def inside(root: Path, path: Path | str, what: str | None = None) -> Path:
     """`path` (relative to root unless absolute) resolved, symlinks included, and proven to
     stay inside `root`; raises SdbootError (exit 2) otherwise. Returns the resolved path."""
     base = Path(root).resolve()
@@ -50,11 +50,11 @@ def inside(root: Path, path: Path | str, what: str = "the path") -> Path:
         candidate = base / candidate
     resolved = candidate.resolve()
     if resolved != base and base not in resolved.parents:
-        raise _outside(path, root, what)
+        raise _outside(path, root, what or t("the path"))
     return resolved
 
 
-def safe_name(text: str, what: str = "file name") -> str:
+def safe_name(text: str, what: str | None = None) -> str:
     """A plain file name from untrusted text, unchanged when it already is one: no path
     separators, no `.`/`..`, no control characters, no Windows device names or trailing
     dots, at most MAX_NAME_BYTES bytes. Refuses (SdbootError, exit 2) rather than guess."""
@@ -76,18 +76,19 @@ def safe_name(text: str, what: str = "file name") -> str:
         problem = t("it is longer than {limit} bytes", limit=MAX_NAME_BYTES)
     if problem:
         shown = name.encode("unicode_escape").decode("ascii")[:80]
-        raise SdbootError(t("unsafe {what} {name}: {problem}", what=what, name=repr(shown),
+        raise SdbootError(t("unsafe {what} {name}: {problem}", what=what or t("file name"),
+                            name=repr(shown),
                             problem=problem),
                           t("give the name yourself (--name NAME) or download from another "
                             "source"), exit_code=2)
     return name
 
 
-def refuse_symlink(path: Path, what: str = "file") -> None:
+def refuse_symlink(path: Path, what: str | None = None) -> None:
     """Raise when path is a symlink (or a junction): sdboot never writes through one."""
     if path.is_symlink() or (sys.platform == "win32" and _is_junction(path)):
         raise SdbootError(t("refusing to write {path}: the {what} is a symbolic link",
-                            path=path, what=what),
+                            path=path, what=what or t("file")),
                           t("remove the link (sdboot never follows one it did not make) and "
                             "run the command again"), exit_code=2)
 
@@ -174,9 +175,10 @@ def move_no_clobber(src: Path, dst: Path) -> None:
     os.unlink(src)
 
 
-def remove_tree(root: Path, path: Path, what: str = "folder") -> None:
+def remove_tree(root: Path, path: Path, what: str | None = None) -> None:
     """Delete path (a folder or file) after proving it is inside root and not root itself.
     A symlink is removed as a link; what it points to is never touched."""
+    what = what or t("folder")
     if os.path.islink(path):
         inside(root, Path(path).parent, what)
         os.unlink(path)

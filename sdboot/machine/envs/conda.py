@@ -129,4 +129,4 @@ class CondaEnv:
     def remove(self, root: Path | None = None) -> None:
         """Delete the environment; only inside `root` (default: the folder holding it)."""
         if self.prefix is not None and self.prefix.exists():
-            remove_tree(root or self.prefix.parent, self.prefix, "the environment folder")
+            remove_tree(root or self.prefix.parent, self.prefix, t("the environment folder"))
