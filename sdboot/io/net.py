@@ -112,22 +112,20 @@ def open_url(url: str, headers: Mapping[str, str], timeout: tuple[float, float]
         except ValueError:
             target, scheme = location, ""
         if scheme not in ("http", "https"):
-            raise DownloadError(
-                t("{url} redirects to {target}: only http(s) redirects are followed",
-                  url=mask(url), target=repr(mask(target))),
-                t("the server (or a mirror) is misconfigured or hostile: use another source"))
+            raise DownloadError(t("{url} redirects to {target}: only http(s) redirects are "
+                                  "followed", url=mask(url), target=repr(mask(target))),
+                                t("the server (or a mirror) is misconfigured or hostile: use "
+                                  "another source"))
         if urlsplit(url).scheme == "https" and scheme == "http" and \
                 not is_loopback_host(urlsplit(target).hostname or ""):
-            raise DownloadError(
-                t("{url} redirects to plain http ({target}): refused", url=mask(url),
-                  target=mask(target)),
-                t("an https download never continues unencrypted: use another source or "
-                  "mirror"))
+            raise DownloadError(t("{url} redirects to plain http ({target}): refused",
+                                  url=mask(url), target=mask(target)), t(
+                "an https download never continues unencrypted: use another source or mirror"))
         check_url(target, t("redirect target"))
         url = target
     raise DownloadError(t("{url}: more than {limit} redirects (a loop?)", url=mask(first),
-                          limit=MAX_REDIRECTS),
-                        t("the server (or a mirror) is misconfigured: try another source"))
+                          limit=MAX_REDIRECTS), t("the server (or a mirror) is misconfigured: "
+                                                  "try another source"))
 
 
 def fetch_head(url: str, timeout: float, max_bytes: int = 65536,
@@ -330,6 +328,7 @@ def download(url: str, part: Path, *, headers: Mapping[str, str] | None = None,
 _AGAIN_OR_SOURCE = N_("run the command again; if it keeps happening, use another source or "
                       "mirror")
 _CANNOT_DOWNLOAD = N_("cannot download {url}: {reason}")
+_CANNOT_WRITE = N_("cannot write {path}: {reason}")
 
 
 def _truncate(part: Path) -> None:
@@ -343,20 +342,16 @@ def _file_error(exc: OSError, part: Path, have: int, total: int | None) -> Downl
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         need = t("{size} more", size=_size(total - have)) if total is not None and \
             total > have else t("more space")
-        return DownloadError(
-            t("the disk is full: {have} bytes are kept in {path} for resume", have=have,
-              path=part),
-            t("free {need} on the disk holding {folder}, then run the same command again",
-              need=need, folder=part.parent))
+        return DownloadError(t("the disk is full: {have} bytes are kept in {path} for resume",
+                               have=have, path=part),
+                             t("free {need} on the disk holding {folder}, then run the same "
+                               "command again", need=need, folder=part.parent))
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return DownloadError(t(_CANNOT_WRITE, path=part, reason=exc.strerror),
                              t("make {folder} writable for this user, then run the command "
                                "again", folder=part.parent))
     return DownloadError(t(_CANNOT_WRITE, path=part, reason=exc.strerror or exc),
                          t("check the disk, then run the command again"))
-
-
-_CANNOT_WRITE = N_("cannot write {path}: {reason}")
 
 
 def _stream(resp: requests.Response, part: Path, have: int, total: int | None, digest: Any,
