@@ -121,9 +121,10 @@ def test_model_store_reaches_the_webuis_argv(kw: LocalWorld, tmp_path: Path,
     res = sdboot(kw, "install", str(webui), "--webui", "forge", "--mirror", "world")
     assert res.returncode == 0, res.stderr
     own = safetensors(webui / "models/Lora/mine.safetensors", LORA_KEYS)
-    res = sdboot(kw, "models", "store", str(store), "--webui", str(webui), "--json")
+    # no --webui: the installs of `sdboot list` (this one among them) get the store
+    res = sdboot(kw, "models", "store", str(store), "--json")
     assert res.returncode == 0, res.stderr
-    doc = json.loads(res.stdout)["webuis"][0]
+    doc = next(d for d in json.loads(res.stdout)["webuis"] if d["webui"] == str(webui))
     flags = ["--ckpt-dir", f"{store}/models/Stable-diffusion", "--vae-dir", f"{store}/models/VAE",
              "--lora-dir", f"{store}/models/Lora", "--embeddings-dir", f"{store}/embeddings",
              "--hypernetwork-dir", f"{store}/models/hypernetworks",
@@ -157,6 +158,10 @@ def test_model_store_reaches_the_webuis_argv(kw: LocalWorld, tmp_path: Path,
     assert res.returncode == 0, res.stderr
     assert (store / "models/Stable-diffusion/base.safetensors").is_file()
     assert not (webui / "models/Stable-diffusion/base.safetensors").exists()
+    res = sdboot(kw, "models", "list", "--webui", str(webui), "--json", "--no-hash")
+    listed = json.loads(res.stdout)["store"]
+    assert listed["path"] == str(store)
+    assert sorted(m["type"] for m in listed["models"]) == ["checkpoint", "lora"]
     # doctor: the checkpoint in the store counts; a store that is gone is a finding
     res = sdboot(kw, "doctor", str(webui), "--offline", "--json", "--only",
                  "no-checkpoint,store-missing")
