@@ -202,6 +202,10 @@ def test_help_is_translated_when_the_command_runs(tmp_path: Path) -> None:
     assert zh.returncode == en.returncode == 0
     assert "最省显存（4 GB 显卡；速度慢）。" in zh.stdout and "Least VRAM" not in zh.stdout
     assert "Least VRAM (4 GB cards; slow)." in en.stdout
+    # typer's own words too (sdboot.cli.click_text)
+    assert zh.stdout.startswith("用法：sdboot launch") and "显示本帮助并退出。" in zh.stdout
+    assert en.stdout.startswith("Usage: sdboot launch") and "Show this message and exit." \
+        in en.stdout and "\nOptions:\n" in en.stdout
 
 
 def test_json_is_the_same_in_both_languages(tmp_path: Path) -> None:

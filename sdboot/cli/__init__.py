@@ -15,6 +15,7 @@ import typer
 
 from sdboot import __version__
 from sdboot.cli import (
+    click_text,
     doctor_cmd,
     ext_cmd,
     gpu_cmd,
@@ -107,6 +108,7 @@ def _plain_metavar(make_metavar: Callable[..., str]) -> Callable[..., str]:
 
 typer.core.TyperArgument.make_metavar = _plain_metavar(  # type: ignore[method-assign]
     typer.core.TyperArgument.make_metavar)
+click_text.install()  # "Usage:", "Options", "Show this message and exit." translated too
 
 gpu_cmd.register(app)
 profiles_cmd.register(app)
