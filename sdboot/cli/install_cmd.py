@@ -108,8 +108,12 @@ def register(app: typer.Typer) -> None:
             check_webui_repo(webui_repo)
         if webui is not None or webui_repo is not None:
             from sdboot.install.catalog import load_catalog, resolve_choice
+            from sdboot.webui.folder import origin_url
 
-            chosen = resolve_choice(load_catalog(), webui, webui_repo)
+            # a local clone or mirror folder stands for the repository its origin names
+            local = Path(webui_repo).expanduser() if webui_repo else None
+            origin = origin_url(local) if local is not None and local.is_dir() else None
+            chosen = resolve_choice(load_catalog(), webui, origin or webui_repo)
             webui_repo = webui_repo or (chosen.repo if chosen else None)
         if ref is not None:
             check_ref(ref)

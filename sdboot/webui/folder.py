@@ -87,8 +87,8 @@ def parse_webui_version(text: str) -> WebuiFacts:
     """`--webui-version`: 1.10.1, v1.10.1, 1.0.0-pre, forge, dev."""
     value = text.strip()
     lowered = value.lower()
-    if lowered in ("forge", "dev", "a1111-dev"):
-        flavor = "forge" if lowered == "forge" else "a1111-dev"
+    if lowered in ("forge", "reforge", "neo", "dev", "a1111-dev"):
+        flavor = "a1111-dev" if lowered in ("dev", "a1111-dev") else lowered
         return WebuiFacts(None, flavor, None, "given")
     version = lowered.removeprefix("v")
     try:
@@ -126,9 +126,12 @@ _ORIGIN = re.compile(r'^\s*\[remote "origin"\]\s*$((?:\n(?!\s*\[).*)*)', re.MULT
 
 
 def origin_url(root: Path) -> str | None:
-    """The origin URL from .git/config (read, not asked: no git process), or None."""
+    """The origin URL from .git/config, or a bare repository's config (read, not asked: no
+    git process), or None."""
+    config = root / ".git" / "config"
     try:
-        text = (root / ".git" / "config").read_text(encoding="utf-8", errors="replace")
+        text = (config if config.is_file() else root / "config").read_text(
+            encoding="utf-8", errors="replace")
     except OSError:
         return None
     section = _ORIGIN.search(text)

@@ -12,7 +12,7 @@ from sdboot.errors import SdbootError
 from sdboot.install.catalog import load_catalog, resolve_choice
 from sdboot.install.plan import python_for
 from sdboot.stack.profiles import load_profiles
-from sdboot.webui.folder import origin_url, parse_flavor
+from sdboot.webui.folder import origin_url, parse_flavor, parse_webui_version
 from sdboot.webui.store import Store, read_store, store_flags, write_store
 
 
@@ -90,6 +90,12 @@ def test_which_of_forges_kin(tmp_path: Path) -> None:
         '[core]\n\tbare = false\n[remote "upstream"]\n\turl = https://x/a.git\n'
         '[remote "origin"]\n\tfetch = +refs/heads/*\n\turl = https://github.com/P/R.git\n')
     assert origin_url(tmp_path) == "https://github.com/P/R.git"
+    bare = tmp_path / "mirror.git"  # a bare clone: its config at the top
+    bare.mkdir()
+    (bare / "config").write_text('[remote "origin"]\n\turl = https://github.com/A/B.git\n')
+    assert origin_url(bare) == "https://github.com/A/B.git"
+    assert parse_webui_version("neo").flavor == "neo"
+    assert parse_webui_version("dev").flavor == "a1111-dev"
 
 
 def test_python_for_prefers_the_webuis_python() -> None:

@@ -102,6 +102,15 @@ def test_unknown_name_and_repository_are_refused_before_anything(kw: LocalWorld,
                  f"{kw.github.url}https://github.com/Haoming02/sd-webui-forge-classic.git",
                  "--dry-run")
     assert res.returncode == 0, res.stderr
+    # a local clone stands for the repository of its origin
+    for slug in ("AUTOMATIC1111/stable-diffusion-webui", "crowsonkb/k-diffusion"):
+        subprocess.run(["git", "clone", "-q", "--bare", f"https://github.com/{slug}.git",
+                        str(tmp_path / slug)], env=kw.env(), check=True)
+    res = sdboot(kw, "install", str(target), "--webui-repo",
+                 str(tmp_path / "AUTOMATIC1111/stable-diffusion-webui"), "--dry-run")
+    assert res.returncode == 0, res.stderr
+    _refused(sdboot(kw, "install", str(target), "--webui-repo",
+                    str(tmp_path / "crowsonkb/k-diffusion")), "sdboot knows")
 
 
 # --- the model store: one folder for every install, through the WebUI's own flags -----------
