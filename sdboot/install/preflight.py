@@ -55,6 +55,12 @@ def choose_profile(ctx: InstallContext) -> None:
     res = resolve_profile(pool, ctx.gpu, ctx.host,
                           python_for(None, ctx.known.python if ctx.known else None), webui,
                           ctx.opts.profile)
+    if res.profile is None and pool is not profiles and ctx.known is not None:
+        raise SdbootError(
+            t("no torch profile for {webui} fits this machine: {why}", webui=ctx.known.name,
+              why="; ".join(f"{r.profile}: {r.why}" for r in res.rejected)),
+            t("{advice}; or another WebUI (docs/webuis.md)", advice="; ".join(res.advice)),
+            exit_code=1)
     if res.profile is None:
         raise SdbootError("no torch profile fits this machine", "; ".join(res.advice),
                           exit_code=1)

@@ -180,3 +180,14 @@ def test_model_store_reaches_the_webuis_argv(kw: LocalWorld, tmp_path: Path,
     res = sdboot(kw, "doctor", str(webui), "--offline", "--json", "--only", "store-missing")
     codes = {f["code"] for c in json.loads(res.stdout)["checks"] for f in c["findings"]}
     assert codes == {"store-missing"}
+
+
+def test_no_profile_of_the_webui_fits_an_old_driver(kw: LocalWorld, tmp_path: Path) -> None:
+    old = Scenario(driver="531.18", cuda=12010, gpus=(RTX_3060,))
+    res = subprocess.run(sdboot_argv("install", str(tmp_path / "neo"), "--webui", "neo",
+                                     "--dry-run"), env=kw.env(old), capture_output=True,
+                         text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 1
+    assert "no torch profile for neo fits this machine: torch2.7.0-cu128: driver 531.18" \
+        in res.stderr
+    assert not (tmp_path / "neo").exists()
