@@ -21,7 +21,7 @@ from sdboot.mirrors.origins import ClonePlan, plan_clone
 from sdboot.mirrors.table import MirrorTable, Selection
 from sdboot.stack.packages import WheelSource, constraint_env, mirror_source, query_installed
 from sdboot.values import GpuInfo, GpuSource, HostFacts, Profile, Vendor
-from sdboot.webui.folder import launch_file
+from sdboot.webui.folder import launch_file, origin_url
 from sdboot.webui.record import ENV_DIRS, read_record, write_record
 
 
@@ -59,7 +59,9 @@ class InstallContext:
                      or (default.repo if default else None))
         if not self.repo:
             raise SdbootError("no WebUI repository known", "give --webui-repo URL")
-        recorded = self.record.get("repo")
+        # what the folder holds: the record's repository, else a checkout's origin
+        recorded = self.record.get("repo") or (origin_url(self.root) if (
+            self.root / ".git").is_dir() else None)
         if opts.webui_repo and isinstance(recorded, str) and not same_repo(recorded,
                                                                            opts.webui_repo):
             raise SdbootError(t("{dir} holds {repo}, not {wanted}", dir=self.root,

@@ -111,6 +111,13 @@ def test_unknown_name_and_repository_are_refused_before_anything(kw: LocalWorld,
     assert res.returncode == 0, res.stderr
     _refused(sdboot(kw, "install", str(target), "--webui-repo",
                     str(tmp_path / "crowsonkb/k-diffusion")), "sdboot knows")
+    # a checkout of another WebUI is not completed as this one
+    forge = tmp_path / "forge-checkout"
+    subprocess.run(["git", "clone", "-q", "--branch", "main",
+                    "https://github.com/lllyasviel/stable-diffusion-webui-forge.git",
+                    str(forge)], env=kw.env(), check=True)
+    _refused(sdboot(kw, "install", str(forge), "--webui", "a1111", "--dry-run"),
+             "holds https://github.com/lllyasviel/stable-diffusion-webui-forge.git, not")
 
 
 # --- the model store: one folder for every install, through the WebUI's own flags -----------
