@@ -1,6 +1,6 @@
 """typer's own words on a --help page in the user's language: the section titles (Arguments,
-Options, Commands), "Usage:", the help option's "Show this message and exit." and the
-"default:" / "required" notes. typer looks the section titles and notes up through gettext's
+Options, Commands), "Usage:", the help and completion options' texts and the "default:" /
+"required" notes. typer looks the section titles and notes up through gettext's
 `gettext`, imported at its load; its vendored click writes the rest as literals. install()
 points the lookup at sdboot's catalogs and gives those literals a translation; English
 output stays byte for byte what typer writes. The ids are listed here, so the catalog test
@@ -16,6 +16,9 @@ TYPER_TEXTS = (N_("Arguments"), N_("Options"), N_("Commands"), N_("default: {def
                N_("required"), N_("env var: {var}"), N_("(dynamic)"), N_("Aborted!"))
 USAGE = N_("Usage: ")
 HELP_OPTION = N_("Show this message and exit.")
+COMPLETION = (N_("Install completion for the current shell."),
+              N_("Show completion for the current shell, to copy it or customize the "
+                 "installation."))
 
 
 def install() -> None:
@@ -45,3 +48,16 @@ def install() -> None:
         return option
 
     core.Command.get_help_option = help_option  # type: ignore[method-assign]
+    from typer import main
+
+    completion_options = main.get_install_completion_arguments
+
+    def completion() -> Any:
+        options = completion_options()
+        for option in options:
+            text = getattr(option, "help", None)
+            if text in COMPLETION:
+                option.help = _(text)  # type: ignore[attr-defined]
+        return options
+
+    main.get_install_completion_arguments = completion
