@@ -197,6 +197,20 @@ def test_bad_input_to_models_add_and_an_unknown_profile_in_chinese(tmp_path: Pat
     assert en.stderr.splitlines()[1].startswith("hint: known profiles: ")
 
 
+def test_usage_errors_in_chinese(tmp_path: Path) -> None:
+    """click writes its usage errors in English only; they are translated for people, the
+    English stays as click words it."""
+    for args, want in ((("launch", "--nosuch"), "error: 没有这个选项：--nosuch"),
+                       (("launch", "--port", "70000"),
+                        "error: '--port' 的值无效：70000 不在范围 1<=x<=65535 内。"),
+                       (("profiles", "show"), "error: 缺少参数 'NAME'。")):
+        zh, en = _both(tmp_path, *args)
+        assert zh.returncode == en.returncode == 2, args
+        assert zh.stderr.splitlines()[0] == want
+        assert zh.stderr.splitlines()[1].startswith("hint: 运行 'sdboot ")
+    assert en.stderr.splitlines()[0] == "error: Missing argument 'NAME'."
+
+
 def test_help_is_translated_when_the_command_runs(tmp_path: Path) -> None:
     zh, en = _both(tmp_path, "launch", "--help")
     assert zh.returncode == en.returncode == 0

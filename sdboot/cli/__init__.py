@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         if _click_error(exc, "UsageError"):
             ctx = getattr(exc, "ctx", None)
             where = ctx.command_path if ctx else "sdboot"
-            print_error(exc.format_message(),  # type: ignore[attr-defined]
+            print_error(click_text.usage_error(exc.format_message()),  # type: ignore[attr-defined]
                         t("run '{command} --help' to see the options", command=where))
             sys.exit(2)
         if _click_error(exc, "ClickException"):

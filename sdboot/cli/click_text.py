@@ -4,13 +4,15 @@ Options, Commands), "Usage:", the help and completion options' texts and the "de
 `gettext`, imported at its load; its vendored click writes the rest as literals. install()
 points the lookup at sdboot's catalogs and gives those literals a translation; English
 output stays byte for byte what typer writes. The ids are listed here, so the catalog test
-knows them."""
+knows them. usage_error() does the same for click's usage errors (No such option, Missing
+argument...), which it writes in English only."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from sdboot.i18n import N_, _
+from sdboot.i18n import N_, Text, _
 
 TYPER_TEXTS = (N_("Arguments"), N_("Options"), N_("Commands"), N_("default: {default}"),
                N_("required"), N_("env var: {var}"), N_("(dynamic)"), N_("Aborted!"))
@@ -61,3 +63,65 @@ def install() -> None:
         return options
 
     main.get_install_completion_arguments = completion
+
+
+def _table(*rows: tuple[str, str]) -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile(pattern), msgid) for pattern, msgid in rows]
+
+
+# click's usage errors, as its vendored copy words them; the English stays as click wrote it
+_USAGE = _table(
+    (r"No such option: (?P<name>\S+) \(Possible options: (?P<options>.+)\)",
+     N_("No such option: {name} (possible options: {options})")),
+    (r"No such option: (?P<name>\S+)", N_("No such option: {name}")),
+    (r"No such command (?P<name>'.+')\. Did you mean (?P<guess>'.+')\?",
+     N_("No such command {name}. Did you mean {guess}?")),
+    (r"No such command (?P<name>'.+')\.", N_("No such command {name}.")),
+    (r"Missing argument (?P<name>.+)\.", N_("Missing argument {name}.")),
+    (r"Missing option (?P<name>.+)\.", N_("Missing option {name}.")),
+    (r"Missing parameter (?P<name>.+)\.", N_("Missing parameter {name}.")),
+    (r"Missing command\.", N_("Missing command.")),
+    (r"Got unexpected extra argument\(s\) \((?P<args>.*)\)",
+     N_("Got unexpected extra argument(s) ({args})")),
+    (r"Option (?P<name>'.+') requires an argument\.",
+     N_("Option {name} requires an argument.")),
+    (r"Option (?P<name>'.+') requires (?P<count>\d+) arguments\.",
+     N_("Option {name} requires {count} arguments.")),
+    (r"Option (?P<name>'.+') does not take a value\.",
+     N_("Option {name} does not take a value.")),
+    (r"Invalid value for (?P<name>.+?): (?P<reason>.+)",
+     N_("Invalid value for {name}: {reason}")),
+    (r"Invalid value: (?P<reason>.+)", N_("Invalid value: {reason}")),
+)
+_REASONS = _table(
+    (r"(?P<value>.+) is not in the range (?P<range>.+)\.",
+     N_("{value} is not in the range {range}.")),
+    (r"(?P<value>.+) is not a valid (?P<kind>.+)\.", N_("{value} is not a valid {kind}.")),
+    (r"(?P<value>.+) is not one of (?P<choices>.+)\.",
+     N_("{value} is not one of {choices}.")),
+)
+
+# click's names of its number types, as they appear in "'x' is not a valid {kind}."
+_KINDS = {"integer": N_("integer"), "int range": N_("integer"), "float": N_("number"),
+          "float range": N_("number")}
+
+
+def _translated(text: str, table: list[tuple[re.Pattern[str], str]]) -> str:
+    for pattern, msgid in table:
+        match = pattern.fullmatch(text)
+        if match:
+            values = dict(match.groupdict())
+            if "reason" in values:
+                values["reason"] = _translated(values["reason"], _REASONS)
+            if values.get("kind") in _KINDS:
+                values["kind"] = _(_KINDS[values["kind"]])
+            try:
+                return _(msgid).format(**values)
+            except (KeyError, IndexError, ValueError):
+                return text
+    return text
+
+
+def usage_error(text: str) -> Text:
+    """click's usage error: the English as click wrote it, the translation in .localized."""
+    return Text(text, _translated(text, _USAGE))
