@@ -41,6 +41,7 @@ from sdboot.io.runner import Runner, which  # noqa: E402
 from sdboot.stack.packages import numpy_cap  # noqa: E402
 from sdboot.stack.profiles import load_profiles  # noqa: E402
 from sdboot.stack.release_constraints import (  # noqa: E402
+    CONFLICTS,
     TORCH_STACK,
     compile_argv,
     cutoff,
@@ -169,7 +170,33 @@ def produce(runner: Runner, uv: str, webui: str, tag: str, commit: str, webui_gi
         return [*header[:5], "This release did NOT resolve for Python 3.10 as of that date; "
                 "no pins are shipped for it:", *res.tail(6).splitlines()], ""
     entries = drop_closure(parse_compiled(res.stdout))
-    return header, render(entries, []).strip()
+    body = render(entries, []).strip()
+    conflicts = check_profiles(runner, uv, inputs, body, work)
+    header[-1:-1] = [
+        "Checked against the torch stack of every profile (resolving these pins, the inputs",
+        "and that stack, without the cutoff): " + (
+            "all resolve." if not conflicts else "these do not, and get no release set "
+            "(their torch needs newer packages):"),
+        f"{CONFLICTS} {' '.join(conflicts)}" if conflicts else f"{CONFLICTS}"]
+    return header, body
+
+
+def check_profiles(runner: Runner, uv: str, inputs: Path, body: str, work: Path) -> list[str]:
+    """The profiles whose torch stack cannot be installed beside this set (sorted names)."""
+    pins = work / "pins.txt"
+    pins.write_text(body + "\n")
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for profile in load_profiles().values():
+        groups.setdefault(tuple(stack_constraints(profile)), []).append(profile.name)
+    conflicts: list[str] = []
+    for stack, names in groups.items():
+        extra = work / "check.txt"
+        extra.write_text("\n".join(stack) + "\n")
+        argv = [uv, "pip", "compile", "--quiet", "--universal", "--no-header",
+                "--python-version", "3.10", "-c", str(pins), "-c", str(extra), str(inputs)]
+        if not runner.run(argv, timeout=900).ok:
+            conflicts += names
+    return sorted(conflicts)
 
 
 def uv_version(runner: Runner, uv: str) -> str:

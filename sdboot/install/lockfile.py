@@ -38,7 +38,12 @@ from sdboot.stack.packages import (
     render_constraints,
     write_constraints,
 )
-from sdboot.stack.release_constraints import fit_to_profile, read_release_constraints, render
+from sdboot.stack.release_constraints import (
+    fit_to_profile,
+    parse_conflicts,
+    read_release_constraints,
+    render,
+)
 from sdboot.stack.release_constraints import shipped_path as release_file
 
 if TYPE_CHECKING:
@@ -87,7 +92,10 @@ def write_extra_constraints(ctx: InstallContext) -> list[Path]:
     source = release_file(data_dir(), known.name, ctx.ref, known.commits) if known else None
     if source is None or ctx.profile is None:
         return []
-    entries = fit_to_profile(read_release_constraints(source),
+    entries = read_release_constraints(source)
+    if ctx.profile.name in parse_conflicts(source.read_text(encoding="utf-8")):
+        return []  # the profile's torch needs newer packages than the release had
+    entries = fit_to_profile(entries,
                              render_constraints(ctx.profile, ctx.build_caps()).splitlines())
     header = [f"Written by sdboot from {source.name} ({known.name if known else ''}), the "
               "known-good set of this release,", f"less what profile {ctx.profile.name} pins "

@@ -150,7 +150,9 @@ def resolve(uv: str, inputs: Sequence[Path], exclude_newer: str, runner: Runner,
 
 # --- the shipped files ----------------------------------------------------------------------
 
-CONSTRAINTS_DIR = "constraints"  # in the source tree's top level; sdboot/_data/ in the wheel
+CONSTRAINTS_DIR = "constraints"
+# the header line that names the profiles whose torch stack cannot stand beside the set
+CONFLICTS = "conflicts:"  # in the source tree's top level; sdboot/_data/ in the wheel
 MAX_BYTES = 256 * 1024
 _REF_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -200,6 +202,15 @@ def parse_release_constraints(text: str, source: str) -> list[Entry]:
                               t("reinstall sdboot: its shipped constraints file is damaged"))
         entries.append(Entry(key[0], match.group(2), match.group(4)))
     return entries
+
+
+def parse_conflicts(text: str) -> set[str]:
+    """The profile names of the `# conflicts: a b` header line (none: every profile fits)."""
+    for raw in text.splitlines():
+        body = raw.lstrip("#").strip()
+        if raw.startswith("#") and body.startswith(CONFLICTS):
+            return set(body[len(CONFLICTS):].split())
+    return set()
 
 
 def read_release_constraints(path: Path) -> list[Entry]:

@@ -25,6 +25,7 @@ from sdboot.stack.release_constraints import (
     drop_closure,
     fit_to_profile,
     parse_compiled,
+    parse_conflicts,
     parse_release_constraints,
     read_release_constraints,
     resolve,
@@ -161,6 +162,10 @@ def test_every_catalogued_release_ships_a_consistent_set(tag: str) -> None:
                    if Requirement(spec).name == "a1111" and Requirement(spec).specifier.contains(
                        Version(tag.lstrip("v")), prereleases=True))
     assert f"profile {profile.name}" in text
+    # checked against every profile's stack; its own profile resolves by construction
+    assert "Checked against the torch stack of every profile" in text
+    assert parse_conflicts(text) <= set(load_profiles()) and profile.name not in \
+        parse_conflicts(text)
     assert numpy_cap(profile) == ["numpy<2"] and Version(versions["numpy"]) < Version("2")
     assert fit_to_profile(entries, render_constraints(profile).splitlines()) == entries
 
@@ -226,3 +231,21 @@ def test_the_install_passes_the_release_set(tmp_path: Path,
     assert pins == shipped and "gradio==3.41.2" in written.read_text()
     ctx.ref = "master"
     assert ctx.extra_constraints() == []
+    # a profile whose torch cannot stand beside the release's set gets none
+    import sdboot.install.lockfile as lockfile
+
+    data = tmp_path / "data"
+    (data / CONSTRAINTS_DIR / "a1111").mkdir(parents=True)
+    (data / CONSTRAINTS_DIR / "a1111/v1.10.1.txt").write_text(
+        "# conflicts: torch2.1.2-cu121 cpu\ngradio==3.41.2\n")
+    monkeypatch.setattr(lockfile, "data_dir", lambda: data)
+    ctx.ref = "v1.10.1"
+    assert ctx.extra_constraints() == []
+    ctx.profile = get_profile(load_profiles(), "torch2.6.0-cu126")
+    assert ctx.extra_constraints() == [written]
+
+
+def test_conflicts_line() -> None:
+    assert parse_conflicts("# a\n# conflicts: x y\nb==1\n") == {"x", "y"}
+    assert parse_conflicts("# conflicts:\nb==1\n") == set()
+    assert parse_conflicts("b==1  # conflicts: x\n") == set()

@@ -22,6 +22,10 @@ class StackStep(Step):
     name = "torch"
     title = "install the pinned torch stack"
 
+    def make_title(self) -> str:
+        return "install exactly the lock's packages" if self.ctx.lock is not None \
+            else type(self).title
+
     def check(self) -> bool:
         assert self.ctx.profile is not None
         if self.ctx.lock is not None and not self._lock_holds():
