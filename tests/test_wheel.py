@@ -26,6 +26,7 @@ def test_wheel_installs_and_finds_its_data(tmp_path):
     assert "sdboot/_data/mirrors.yaml" in names
     assert "sdboot/_data/webuis.yaml" in names
     assert "sdboot/_data/profiles/torch1.13.1-cu117.yaml" in names
+    assert "sdboot/_data/constraints/a1111/v1.10.1.txt" in names  # the releases' known-good sets
     sources = sorted(p.relative_to(ROOT).with_suffix(".mo").as_posix()
                      for p in (ROOT / "sdboot" / "locale").glob("*/LC_MESSAGES/*.po"))
     assert sources and sorted(n for n in names if n.endswith(".mo")) == sources
