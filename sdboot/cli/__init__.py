@@ -25,6 +25,7 @@ from sdboot.cli import (
     mirror_cmd,
     models_cmd,
     profiles_cmd,
+    update_cmd,
     verify_cmd,
 )
 from sdboot.cli.common import print_error
@@ -120,6 +121,7 @@ launch_cmd.register(app)
 models_cmd.register(app)
 ext_cmd.register(app)
 installs_cmd.register(app)
+update_cmd.register(app)
 
 
 def _click_error(exc: BaseException, name: str) -> bool:

@@ -140,3 +140,24 @@ def build_local_world(root: Path, scenario: Scenario | None = None,
 
 def sdboot_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "sdboot", *args]
+
+
+def kill_at_line(argv: list[str], env: dict[str, str], cwd: Path, prefix: str) -> bool:
+    """Run argv and SIGKILL its whole process group as soon as it prints a line starting
+    with `prefix` that ends with "..." (a step beginning); whether that happened."""
+    import os
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    killed = False
+    for line in proc.stdout:
+        if line.startswith(prefix) and line.rstrip().endswith("..."):
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+    proc.wait(timeout=120)
+    return killed
+
