@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help=_(
             "Your own changes in the WebUI's files go into a git stash (named in the "
             "output) instead of stopping the update.")),
+        profile: str | None = typer.Option(None, "--profile", metavar="NAME", help=_(
+            "This torch profile instead of the one chosen again for the new version.")),
         dry_run: bool = typer.Option(False, "--dry-run", help=_("Print the plan; change "
                                                                 "nothing.")),
         yes: bool = typer.Option(False, "--yes", "-y", help=_("Do not ask before starting.")),
@@ -76,7 +78,8 @@ def register(app: typer.Typer) -> None:
         log = cache_dir() / "logs" / time.strftime("update-%Y%m%d-%H%M%S.log")
         ui = make_ui(con)
         try:
-            run = UpdateRun(UpdateOptions(_webui(webui_dir), ref, force, dry_run, yes), ui,
+            run = UpdateRun(UpdateOptions(_webui(webui_dir), ref, force, dry_run, yes,
+                                          profile), ui,
                             Runner(log_path=log), _extensions)
             if not yes and not dry_run and sys.stdin.isatty() and not json_out:
                 run.confirm = lambda question: typer.confirm(question, default=True)

@@ -23,12 +23,14 @@ from typing import Any
 
 from sdboot.errors import SdbootError, keep_on_interrupt
 from sdboot.i18n import N_, _, local, local_or_lookup, t
+from sdboot.install.catalog import pinned_commit
 from sdboot.install.context import InstallContext
 from sdboot.install.plan import InstallOptions, StepResult, StepUI, target
 from sdboot.install.rollback import rollback
 from sdboot.install.snapshot import list_snapshots, read_snapshot, take_snapshot
 from sdboot.install.update_git import Git
 from sdboot.install.update_plan import (
+    COMMIT,
     LATEST,
     UPDATE_STATE,
     UPDATE_STEPS,
@@ -57,6 +59,7 @@ class UpdateOptions:
     force: bool = False
     dry_run: bool = False
     yes: bool = False
+    profile: str | None = None  # --profile: this one instead of the resolver's choice
 
 
 class _Offset:
@@ -198,6 +201,11 @@ class UpdateRun:
                                   t("give --ref BRANCH, TAG or COMMIT"), exit_code=1)
         gitops.check_ref(ref)
         commit = resolve_ref(refs, ref)
+        pinned = pinned_commit(self.ctx.catalog, self.ctx.repo, ref) if self.ctx.repo else None
+        if pinned and is_branch(refs, ref) and COMMIT.fullmatch(pinned):
+            commit = pinned  # a branch the catalog knows: its known-good commit, as install
+            self.ui.note(local(t("{ref}: the catalog's known-good commit {commit}", ref=ref,
+                                 commit=pinned[:10])))
         if commit is None and not is_hex_ref(ref):
             raise SdbootError(t("the WebUI's origin has no branch or tag {ref}", ref=ref),
                               t("give --ref BRANCH, TAG or COMMIT (`latest`: the newest "
@@ -217,7 +225,7 @@ class UpdateRun:
                  "from_commit": head or None, "started": int(time.time()),
                  "rewrite": (mirror.get("rewrite") or {}).get("mirror"),
                  "env_mirror": {g: n for g, n in env.items() if g != "label"} if env else None,
-                 "stash": None, "changes": changes}
+                 "stash": None, "changes": changes, "profile": self.opts.profile}
         if self.opts.dry_run:
             return state
         question = _("Update {dir} from {old} to {ref} ({commit})? A snapshot is taken first.")

@@ -90,7 +90,7 @@ _FIELDS = {"phase": lambda v: v in PHASES, "snapshot": is_str, "ref": is_str,
            "commit": lambda v: v is None or (isinstance(v, str) and bool(COMMIT.fullmatch(v))),
            "changes": lambda v: isinstance(v, list) and all(isinstance(f, str) for f in v),
            "rewrite": opt_str, "env_mirror": lambda v: v is None or str_map(v),
-           "stash": opt_str, "started": is_int, "from_commit": opt_str}
+           "stash": opt_str, "started": is_int, "from_commit": opt_str, "profile": opt_str}
 
 
 def read_update_state(root: Path) -> dict[str, Any]:

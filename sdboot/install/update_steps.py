@@ -75,7 +75,8 @@ class UpdateSteps:
             report.steps.append(StepResult(name, title, "done" if done else "skipped",
                                            elapsed, str(note)))
         offset = _Offset(ui, len(UPDATE_STEPS))
-        install = InstallRun(InstallOptions(self.root, ref=self.state["ref"], yes=True), offset,
+        install = InstallRun(InstallOptions(self.root, ref=self.state["ref"], yes=True,
+                                            profile=self.state.get("profile")), offset,
                              self.run_.runner)
         install.confirm = None
         self.current = "install"
