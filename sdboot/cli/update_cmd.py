@@ -41,7 +41,11 @@ def _print_steps_summary(con: Any, report: Any, json_out: bool) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("update")
+    @app.command("update", help=_(
+        "Update the WebUI to another version, safely: a snapshot first, then the new "
+        "version through the mirror, the torch profile chosen again for it, what changed "
+        "installed, the WebUI prepared and verified. A failed step rolls back to the "
+        "snapshot by itself; an interrupted update is finished by running it again."))
     def update(
         webui_dir: Path | None = typer.Argument(None, metavar="[WEBUI_DIR]", help=_(
             "The WebUI that sdboot installed (default: the current folder, else the "
@@ -59,10 +63,6 @@ def register(app: typer.Typer) -> None:
         yes: bool = typer.Option(False, "--yes", "-y", help=_("Do not ask before starting.")),
         json_out: bool = typer.Option(False, "--json", help=_("Print sdboot.update/1 JSON.")),
     ) -> None:
-        """Update the WebUI to another version, safely: a snapshot first, then the new
-        version through the mirror, the torch profile chosen again for it, what changed
-        installed, the WebUI prepared and verified. A failed step rolls back to the
-        snapshot by itself; an interrupted update is finished by running it again."""
         from sdboot.cli.common import console, emit_json
         from sdboot.cli.progress import make_ui
         from sdboot.errors import SdbootError
@@ -118,7 +118,10 @@ def register(app: typer.Typer) -> None:
             if log.exists():
                 con.print(_("Full log: {log}").format(log=log), markup=False, highlight=False)
 
-    @app.command("rollback")
+    @app.command("rollback", help=_(
+        "Put the WebUI back as a snapshot has it: the commits of the WebUI, its "
+        "repositories and extensions, the environment (the snapshot's lock, exactly), the "
+        "launch file, webui-user files and the install record, byte for byte."))
     def rollback(
         webui_dir: Path | None = typer.Argument(None, metavar="[WEBUI_DIR]", help=_(
             "The WebUI (default: the current folder, else the newest install).")),
@@ -131,9 +134,6 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help=_("Print sdboot.rollback/1 "
                                                               "JSON.")),
     ) -> None:
-        """Put the WebUI back as a snapshot has it: the commits of the WebUI, its
-        repositories and extensions, the environment (the snapshot's lock, exactly), the
-        launch file, webui-user files and the install record, byte for byte."""
         from sdboot.cli.common import console, emit_json
         from sdboot.cli.progress import make_ui
         from sdboot.install.update import run_rollback
@@ -161,14 +161,14 @@ def register(app: typer.Typer) -> None:
                                                                   id=report.snapshot),
                   markup=False, highlight=False)
 
-    @app.command("snapshots")
+    @app.command("snapshots", help=_(
+        "List the snapshots `sdboot update` took (newest last)."))
     def snapshots(
         webui_dir: Path | None = typer.Argument(None, metavar="[WEBUI_DIR]", help=_(
             "The WebUI (default: the current folder, else the newest install).")),
         json_out: bool = typer.Option(False, "--json", help=_("Print sdboot.snapshots/1 "
                                                               "JSON.")),
     ) -> None:
-        """List the snapshots `sdboot update` took (newest last)."""
         from sdboot.cli.common import console, emit_json
         from sdboot.install.update import snapshots_doc
 

@@ -252,7 +252,8 @@ class UpdateRun:
             if not state.get("snapshot"):
                 raise
             error = exc if isinstance(exc, SdbootError) else SdbootError(
-                f"{type(exc).__name__}: {exc}", "", 1)
+                t("unexpected error: {error}", error=f"{type(exc).__name__}: {exc}"),
+                t("see the log"), 1)
             self._fail(state, steps.current, error)
         self.report.complete = True
         self.report.after = {"commit": self.git.head(self.root), "ref": state["ref"],
