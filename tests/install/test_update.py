@@ -18,7 +18,7 @@ from sdboot.install.snapshot import FILES
 from tests.world.githost import git
 from tests.world.gpu import RTX_3060, Scenario
 from tests.world.local import LocalWorld, build_local_world, kill_at_line, sdboot_argv
-from tests.world.webui_versions import add_webui_versions
+from tests.world.webui_versions import add_webui_versions, history_repo
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,9 +61,14 @@ def _freeze(webui: Path) -> dict[str, str]:
 def state_of(webui: Path) -> dict[str, Any]:
     """Everything a rollback must give back: commits, the environment, the files' bytes."""
     repos = webui / "repositories"
+    exts = webui / "extensions"
     return {"head": git("rev-parse", "HEAD", cwd=webui),
+            "branch": git("branch", "--show-current", cwd=webui),
             "repos": {p.name: git("rev-parse", "HEAD", cwd=p) for p in sorted(repos.iterdir())
                       if (p / ".git").exists()},
+            "exts": {p.name: (git("rev-parse", "HEAD", cwd=p), git("branch", "--show-current",
+                                                                     cwd=p))
+                     for p in sorted(exts.iterdir()) if (p / ".git").exists()},
             "env": _freeze(webui),
             "files": {rel: (webui / rel).read_bytes() if (webui / rel).is_file() else None
                       for rel in FILES}}
@@ -76,9 +81,17 @@ def _rewritten(lw: LocalWorld, webui: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def webui(lw: LocalWorld, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An install of v1.9.4 through the world's proxy, its launch file rewritten."""
+    """An install of v1.9.4 through the world's proxy, its launch file rewritten, and an
+    extension on its master branch."""
     path = tmp_path_factory.mktemp("w") / "webui"
     _json(sdboot(lw, "install", str(path), "--mirror", "world", "--ref", "v1.9.4", "--json"))
+    ext = history_repo(lw.github.mounts["/gh/"], "someone/sd-webui-ext",
+                       [({"scripts/ext.py": "# one\n"}, None), ({"scripts/ext.py": "# two\n"},
+                                                                None)])
+    lw.commits.update({"ext": ext[0], "ext-new": ext[1]})
+    where = path / "extensions" / "sd-webui-ext"
+    git("clone", "-q", lw.github_url + "someone/sd-webui-ext.git", str(where))
+    git("reset", "-q", "--hard", ext[0], cwd=where)
     res = sdboot(lw, "mirror", "apply", str(path), "--github", "world-gh", "--mode", "rewrite")
     assert res.returncode == 0, res.stderr
     assert _rewritten(lw, path)
@@ -128,7 +141,8 @@ def test_update_story(lw: LocalWorld, webui: Path) -> None:
     assert snaps["schema"] == "sdboot.snapshots/1" and len(snaps["snapshots"]) == 2
     assert snaps["snapshots"][-1]["commit"] == c["v1.10.1"]
 
-    # rollback by hand: the newest snapshot, exactly
+    # rollback by hand: the newest snapshot, exactly (the extension the user moved too)
+    git("checkout", "-q", c["ext-new"], cwd=webui / "extensions/sd-webui-ext")
     res = sdboot(lw, "rollback", str(webui), "--yes", "--json")
     assert res.returncode == 0, res.stderr
     assert state_of(webui) == at_v1101
@@ -153,25 +167,29 @@ def _kill_at(lw: LocalWorld, webui: Path, step: int) -> None:
     assert kill_at_line(argv, lw.env(), ROOT, f"[{step}/{TOTAL}]"), f"step {step} never started"
 
 
-# the steps that change something (the others only check, on this update)
-KILL_AT = {1: "snapshot", 2: "fetch", 3: "checkout", 6: "torch", 8: "requirements",
-           9: "prepare", 12: "record"}
-
-
 def test_killed_at_each_step_converges(lw: LocalWorld, webui: Path) -> None:
-    """Killed at a step, the next `sdboot update` finishes it: the new state, whole; a
-    rollback then gives the old one back, exactly."""
+    """Killed at any step, `sdboot update` again finishes it (the new state, whole), or
+    `sdboot rollback` gives the old one back, exactly; never a mix."""
     c = lw.commits
     before = state_of(webui)
     assert before["head"] == c["v1.10.1"]
-    for step in KILL_AT:
+    for step in range(1, TOTAL + 1):
         _kill_at(lw, webui, step)
-        doc = _json(sdboot(lw, "update", str(webui), "--ref", "dev", "--yes", "--json"))
-        assert doc["complete"] and doc["to"]["commit"] == c["dev"], (step, doc)
-        assert _freeze(webui)["torch"] == "2.7.0+cu128"
-        assert not (webui / ".sdboot/update.json").exists()
-        assert sdboot(lw, "rollback", str(webui), "--yes").returncode == 0
-        assert state_of(webui) == before, KILL_AT[step]
+        if step % 2:  # the same command again finishes it: the new state, whole
+            doc = _json(sdboot(lw, "update", str(webui), "--ref", "dev", "--yes", "--json"))
+            assert doc["complete"] and doc["to"]["commit"] == c["dev"], (step, doc)
+            assert _freeze(webui)["torch"] == "2.7.0+cu128"
+            assert git("rev-parse", "HEAD", cwd=webui / "repositories/k-diffusion") \
+                == c["kd-dev"]
+            assert not (webui / ".sdboot/update.json").exists()
+            if step == 1:  # and the install is complete: nothing left to do
+                assert _json(sdboot(lw, "install", str(webui), "--json"))["nothing_to_do"]
+        if step == TOTAL - 1:  # a rollback killed part-way finishes when run again
+            argv = sdboot_argv("rollback", str(webui), "--yes")
+            assert kill_at_line(argv, lw.env(), ROOT, "[2/3]")
+        res = sdboot(lw, "rollback", str(webui), "--yes")  # or rollback: the old state, whole
+        assert res.returncode == 0, res.stderr
+        assert state_of(webui) == before, step
 
 
 def test_bad_snapshots_and_refs(lw: LocalWorld, webui: Path) -> None:
