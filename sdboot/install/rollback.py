@@ -60,7 +60,7 @@ def restore_commits(ctx: InstallContext, git: Git, snap: dict[str, Any]) -> str:
                                error=exc.message))
     head = snap["webui"]["commit"][:10]
     return t("WebUI at {commit}; moved: {moved}", commit=head,
-             moved=", ".join(moved) or t("nothing else"))
+             moved=", ".join(moved) or t("no repository or extension"))
 
 
 def restore_environment(ctx: InstallContext, snap: dict[str, Any]) -> str:
@@ -92,7 +92,7 @@ def restore_environment(ctx: InstallContext, snap: dict[str, Any]) -> str:
                                 on_line=ctx.ui.detail)
         if not res.ok:
             raise SdbootError(t("could not remove {names}: {error}", names=", ".join(extra),
-                                error=res.tail(2)), t("see the log"), exit_code=1)
+                                error=res.tail(2)), t("the full log says more"), exit_code=1)
     left = lock_differences(lock, freeze(python, ctx.runner))
     if left:
         raise SdbootError(t("the environment still differs from the snapshot's lock: {diff}",

@@ -253,7 +253,7 @@ class UpdateRun:
                 raise
             error = exc if isinstance(exc, SdbootError) else SdbootError(
                 t("unexpected error: {error}", error=f"{type(exc).__name__}: {exc}"),
-                t("see the log"), 1)
+                t("the full log says more"), 1)
             self._fail(state, steps.current, error)
         self.report.complete = True
         self.report.after = {"commit": self.git.head(self.root), "ref": state["ref"],
@@ -279,7 +279,7 @@ class UpdateRun:
             t("the update to {ref} failed at {step}: {error}; rolled back to snapshot {id}",
               ref=state["ref"], step=step, error=error.message, id=snap_id),
             t("{dir} is as it was before the update; what the failed step advised, for "
-              "another try: {hint}", dir=self.root, hint=error.hint or "see the log"),
+              "another try: {hint}", dir=self.root, hint=error.hint or "the full log says more"),
             exit_code=error.exit_code or 1),
             self.report) from error
 
