@@ -136,7 +136,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from sdboot.cli.common import console, emit_json
         from sdboot.cli.progress import make_ui
-        from sdboot.install.update import run_rollback
+        from sdboot.install.rollback import run_rollback
         from sdboot.io.datafile import cache_dir
         from sdboot.io.runner import Runner
 
@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
                                                               "JSON.")),
     ) -> None:
         from sdboot.cli.common import console, emit_json
-        from sdboot.install.update import snapshots_doc
+        from sdboot.install.rollback import snapshots_doc
 
         doc = snapshots_doc(_webui(webui_dir))
         if json_out:

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdboot.errors import SdbootError
-from sdboot.i18n import local, local_or_lookup, t
+from sdboot.errors import SdbootError, keep_on_interrupt
+from sdboot.i18n import N_, _, local, local_or_lookup, t
 from sdboot.install.context import InstallContext
-from sdboot.install.plan import StepResult, StepUI
-from sdboot.install.snapshot import copy_of, restore_files
+from sdboot.install.plan import StepResult, StepUI, target
+from sdboot.install.snapshot import copy_of, list_snapshots, read_snapshot, restore_files
 from sdboot.install.update_git import Git
-from sdboot.install.update_plan import ROLLBACK_STEPS, UPDATE_STATE
+from sdboot.install.update_io import install_lock, open_install, refuse_changes, save_state
+from sdboot.install.update_plan import ROLLBACK_STEPS, UPDATE_STATE, read_update_state
 from sdboot.io import git as gitops
 from sdboot.io.files import inside, remove_tree
+from sdboot.io.runner import Runner
 from sdboot.stack.lock import freeze, lock_differences, parse_lock
 from sdboot.stack.packages import INSTALL_TIMEOUT_S, choose_installer
 
@@ -131,3 +134,66 @@ def rollback(ctx: InstallContext, git: Git, snap: dict[str, Any],
     if state.exists():
         remove_tree(root, state, t("the update state"))
     return results
+
+
+@dataclass
+class RollbackReport:
+    webui: Path
+    snapshot: str
+    steps: list[StepResult]
+    stash: str | None
+    notes: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": "sdboot.rollback/1", "webui": str(self.webui),
+                "snapshot": self.snapshot, "steps": [s.to_json() for s in self.steps],
+                "stash": self.stash, "notes": self.notes}
+
+
+def run_rollback(webui_dir: Path, snap_id: str | None, ui: StepUI, runner: Runner,
+                 force: bool = False,
+                 confirm: Callable[[str], bool] | None = None) -> RollbackReport:
+    """`sdboot rollback`: the named snapshot, else the interrupted update's, else the
+    newest."""
+    ctx, git = open_install(webui_dir, ui, runner)
+    root = ctx.root
+    with install_lock(root, False):
+        state = read_update_state(root)
+        if snap_id is None:
+            snaps = list_snapshots(root)
+            snap_id = state.get("snapshot") or (snaps[-1]["id"] if snaps else None)
+            if snap_id is None:
+                raise SdbootError(t("{dir} has no snapshot", dir=root),
+                                  t("`sdboot update` takes one before it changes anything"))
+        snap = read_snapshot(root, snap_id)  # validated, copies intact: before any change
+        stash = None
+        if state.get("phase") != "rollback":
+            changes = refuse_changes(git, root, force)
+            if confirm is not None and not confirm(_("Roll {dir} back to snapshot {id} "
+                                                    "({commit})?").format(
+                    dir=root, id=snap_id, commit=snap["webui"]["commit"][:10])):
+                raise SdbootError(t("rollback cancelled; nothing was changed"),
+                                  t("run it again (add --yes to skip this question)"),
+                                  exit_code=1)
+            if changes:
+                stash = git.stash(root, changes, f"sdboot rollback {snap_id}")
+        keep_on_interrupt(KEPT_ROLLBACK)
+        save_state(root, {**state, "phase": "rollback", "snapshot": snap_id})
+        steps = rollback(ctx, git, snap, ui)
+    notes = [str(n) for n in ctx.notes]
+    if stash:
+        notes.append(str(t("your changes are kept in the stash {stash} (git stash list)",
+                           stash=stash[:10])))
+    return RollbackReport(root, snap_id, steps, stash, notes)
+
+
+KEPT_ROLLBACK = N_("the rollback stopped part-way: run `sdboot rollback` again to finish it")
+
+
+def snapshots_doc(webui_dir: Path) -> dict[str, Any]:
+    """`sdboot snapshots --json`."""
+    root = target(webui_dir)
+    rows = [{"id": s["id"], "created": s.get("created"), "ref": s.get("webui", {}).get("ref"),
+             "commit": s["webui"]["commit"], "profile": s.get("profile"),
+             "reason": s.get("reason")} for s in list_snapshots(root)]
+    return {"schema": "sdboot.snapshots/1", "webui": str(root), "snapshots": rows}

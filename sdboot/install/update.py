@@ -13,27 +13,22 @@ never between. Takes the same lock as `sdboot install`."""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sdboot.errors import SdbootError, keep_on_interrupt
-from sdboot.i18n import N_, _, local, local_or_lookup, t
+from sdboot.i18n import N_, _, local, t
 from sdboot.install.catalog import pinned_commit
-from sdboot.install.context import InstallContext
-from sdboot.install.plan import InstallOptions, StepResult, StepUI, target
+from sdboot.install.plan import StepUI
 from sdboot.install.rollback import rollback
-from sdboot.install.snapshot import list_snapshots, read_snapshot, take_snapshot
-from sdboot.install.update_git import Git
+from sdboot.install.snapshot import read_snapshot
+from sdboot.install.update_io import AsNotes, install_lock, open_install, refuse_changes, save_state
 from sdboot.install.update_plan import (
     COMMIT,
     LATEST,
-    UPDATE_STATE,
-    UPDATE_STEPS,
     UpdateFailed,
     UpdateReport,
     is_branch,
@@ -43,9 +38,7 @@ from sdboot.install.update_plan import (
     resolve_ref,
 )
 from sdboot.io import git as gitops
-from sdboot.io.files import atomic_write, exclusive_lock
 from sdboot.io.runner import Runner
-from sdboot.webui.folder import is_webui
 
 KEPT_UPDATE = N_("the update stopped part-way: run `sdboot update` again to finish it, or "
                  "`sdboot rollback` to go back to the snapshot it took")
@@ -60,83 +53,6 @@ class UpdateOptions:
     dry_run: bool = False
     yes: bool = False
     profile: str | None = None  # --profile: this one instead of the resolver's choice
-
-
-class _Offset:
-    """The install's step UI, numbered after the update's own steps."""
-
-    def __init__(self, ui: StepUI, offset: int) -> None:
-        self.ui, self.offset = ui, offset
-        self.last = ""  # the title of the step begun last (the one that failed, if any)
-
-    def note(self, text: str, style: str = "") -> None:
-        self.ui.note(text, style)
-
-    def begin(self, index: int, total: int, title: str) -> None:
-        self.last = title
-        self.ui.begin(index + self.offset, total + self.offset, title)
-
-    def detail(self, text: str) -> None:
-        self.ui.detail(text)
-
-    def end(self, status: str, elapsed_s: float, note: str = "") -> None:
-        self.ui.end(status, elapsed_s, note)
-
-
-def open_install(webui_dir: Path, ui: StepUI, runner: Runner) -> tuple[InstallContext, Git]:
-    """The install at webui_dir (a git checkout sdboot installed) and git on it."""
-    from sdboot.mirrors.status import webui_selection
-
-    root = target(webui_dir)
-    if not is_webui(root) or not (root / ".git").exists():
-        raise SdbootError(t("{dir} is not a WebUI git checkout", dir=root),
-                          t("give the folder of a WebUI that `sdboot install` made"))
-    ctx = InstallContext(InstallOptions(root, yes=True), ui, runner)
-    if not ctx.record:
-        raise SdbootError(t("{dir} has no install record: sdboot did not install it", dir=root),
-                          t("run `sdboot install {dir}` first (it completes an existing "
-                            "checkout)", dir=root))
-    info = gitops.detect_git(runner)
-    if info.exe is None:
-        raise SdbootError(t("git is not installed (or not on PATH)"),
-                          t("install git and run the command again"), exit_code=1)
-    ctx.git = info.exe
-    ctx.git_config_env = info.config_env or info.version is None
-    ctx.selection = webui_selection(root, ctx.table)
-    return ctx, Git(info.exe, runner, ctx.selection, ctx.table, ctx.git_config_env)
-
-
-@contextmanager
-def install_lock(root: Path, dry_run: bool) -> Iterator[None]:
-    """The lock `sdboot install` takes: one sdboot at a time changes a WebUI."""
-    if dry_run:
-        yield
-        return
-    lock = root.parent / f".{root.name}.sdboot.lock"
-    with exclusive_lock(lock) as held:
-        if not held:
-            raise SdbootError(t("another sdboot install is running for {dir}", dir=root),
-                              t("wait for it to finish (or stop it), then run again"),
-                              exit_code=1)
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
-
-
-def save_state(root: Path, state: dict[str, Any]) -> None:
-    state["schema"] = "sdboot.update-state/1"
-    atomic_write(root / UPDATE_STATE, (json.dumps(state, indent=2) + "\n").encode(), root=root)
-
-
-def refuse_changes(git: Git, root: Path, force: bool) -> list[str]:
-    changes = git.user_changes(root)
-    if changes and not force:
-        raise SdbootError(t("your own changes in {dir} are in the way: {files}", dir=root,
-                            files=", ".join(changes[:10])),
-                          t("commit or undo them, or run again with --force (sdboot keeps "
-                            "them in a git stash and names it)"), exit_code=1)
-    return changes
 
 
 class UpdateRun:
@@ -285,79 +201,9 @@ class UpdateRun:
 
     def _rollback(self, snap_id: str) -> None:
         snap = read_snapshot(self.root, snap_id)
-        ctx, _git = open_install(self.root, self.ui, self.runner)
-        self.report.steps += rollback(ctx, self.git, snap, self.ui)
+        ui = AsNotes(self.ui)
+        ctx, _git = open_install(self.root, ui, self.runner)
+        self.report.steps += rollback(ctx, self.git, snap, ui)
         self.report.rolled_back = True
         self.report.snapshot = snap_id
         self.report.notes += [str(n) for n in ctx.notes]
-
-
-@dataclass
-class RollbackReport:
-    webui: Path
-    snapshot: str
-    steps: list[StepResult]
-    stash: str | None
-    notes: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"schema": "sdboot.rollback/1", "webui": str(self.webui),
-                "snapshot": self.snapshot, "steps": [s.to_json() for s in self.steps],
-                "stash": self.stash, "notes": self.notes}
-
-
-def run_rollback(webui_dir: Path, snap_id: str | None, ui: StepUI, runner: Runner,
-                 force: bool = False,
-                 confirm: Callable[[str], bool] | None = None) -> RollbackReport:
-    """`sdboot rollback`: the named snapshot, else the interrupted update's, else the
-    newest."""
-    ctx, git = open_install(webui_dir, ui, runner)
-    root = ctx.root
-    with install_lock(root, False):
-        state = read_update_state(root)
-        if snap_id is None:
-            snaps = list_snapshots(root)
-            snap_id = state.get("snapshot") or (snaps[-1]["id"] if snaps else None)
-            if snap_id is None:
-                raise SdbootError(t("{dir} has no snapshot", dir=root),
-                                  t("`sdboot update` takes one before it changes anything"))
-        snap = read_snapshot(root, snap_id)  # validated, copies intact: before any change
-        stash = None
-        if state.get("phase") != "rollback":
-            changes = refuse_changes(git, root, force)
-            if confirm is not None and not confirm(_("Roll {dir} back to snapshot {id} "
-                                                    "({commit})?").format(
-                    dir=root, id=snap_id, commit=snap["webui"]["commit"][:10])):
-                raise SdbootError(t("rollback cancelled; nothing was changed"),
-                                  t("run it again (add --yes to skip this question)"),
-                                  exit_code=1)
-            if changes:
-                stash = git.stash(root, changes, f"sdboot rollback {snap_id}")
-        keep_on_interrupt(KEPT_ROLLBACK)
-        save_state(root, {**state, "phase": "rollback", "snapshot": snap_id})
-        steps = rollback(ctx, git, snap, ui)
-    notes = [str(n) for n in ctx.notes]
-    if stash:
-        notes.append(str(t("your changes are kept in the stash {stash} (git stash list)",
-                           stash=stash[:10])))
-    return RollbackReport(root, snap_id, steps, stash, notes)
-
-
-KEPT_ROLLBACK = N_("the rollback stopped part-way: run `sdboot rollback` again to finish it")
-
-
-def snapshots_doc(webui_dir: Path) -> dict[str, Any]:
-    """`sdboot snapshots --json`."""
-    root = target(webui_dir)
-    rows = [{"id": s["id"], "created": s.get("created"), "ref": s.get("webui", {}).get("ref"),
-             "commit": s["webui"]["commit"], "profile": s.get("profile"),
-             "reason": s.get("reason")} for s in list_snapshots(root)]
-    return {"schema": "sdboot.snapshots/1", "webui": str(root), "snapshots": rows}
-
-
-def step_title(title: str) -> str:
-    return local_or_lookup(title)
-
-
-__all__ = ["UPDATE_STEPS", "RollbackReport", "UpdateOptions", "UpdateRun", "run_rollback",
-           "snapshots_doc", "step_title", "take_snapshot"]

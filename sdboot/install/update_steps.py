@@ -57,7 +57,7 @@ class UpdateSteps:
     def run(self) -> None:
         from sdboot.install.run import InstallRun
         from sdboot.install.steps import ORDER
-        from sdboot.install.update import _Offset
+        from sdboot.install.update_io import Offset
 
         ui, report = self.run_.ui, self.run_.report
         total = len(UPDATE_STEPS) + len(ORDER)
@@ -74,7 +74,7 @@ class UpdateSteps:
             ui.end("done" if done else "skipped", elapsed, local(note))
             report.steps.append(StepResult(name, title, "done" if done else "skipped",
                                            elapsed, str(note)))
-        offset = _Offset(ui, len(UPDATE_STEPS))
+        offset = Offset(ui, len(UPDATE_STEPS))
         install = InstallRun(InstallOptions(self.root, ref=self.state["ref"], yes=True,
                                             profile=self.state.get("profile")), offset,
                              self.run_.runner)
@@ -90,7 +90,7 @@ class UpdateSteps:
         remove_tree(self.root, self.root / UPDATE_STATE, t("the update state"))
 
     def _save(self) -> None:
-        from sdboot.install.update import save_state
+        from sdboot.install.update_io import save_state
 
         save_state(self.root, self.state)
 
