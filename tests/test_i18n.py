@@ -83,31 +83,11 @@ def test_the_cli_in_chinese_same_exit_code(tmp_path: Path) -> None:
 
 # --- the catalogs against the code (tests/i18n_scan.py lists what is missing) ---------------
 
-# Files whose owners are still marking and translating them (issue 16): only there may a
-# message id lack its zh_CN entry, or an error / --help text be a bare literal. Remove a line
-# when its file is done; a folder (ending in /) covers everything under it.
-NOT_YET_TRANSLATED = (
-    "sdboot/addons/extensions.py",
-    "sdboot/cli/install_cmd.py",
-    "sdboot/install/context.py",
-    "sdboot/install/preflight.py",
-    "sdboot/install/steps/",
-    "sdboot/mirrors/table.py",
-)
-
-
-def _not_yet(where: str) -> bool:
-    path = where.rpartition(":")[0] if where[-1:].isdigit() else where
-    return any(path == f or (f.endswith("/") and path.startswith(f))
-               for f in NOT_YET_TRANSLATED)
-
-
 def test_every_message_id_has_a_translation_and_none_is_stale() -> None:
     from tests.i18n_scan import catalog, duplicates, scan
 
     found, cat = scan(), catalog()
-    missing = sorted(k for k, where in found.ids.items()
-                     if k not in cat and not all(_not_yet(w) for w in where))
+    missing = sorted(k for k in found.ids if k not in cat)
     stale = sorted(set(cat) - set(found.ids))
     assert not missing, f"{len(missing)} untranslated (python -m tests.i18n_scan PATH): " \
         f"{[(m, found.ids[m][0]) for m in missing[:5]]}"
@@ -133,8 +113,6 @@ def test_errors_and_help_texts_are_marked() -> None:
     bare = []
     for path in sorted((ROOT / "sdboot").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if _not_yet(rel):
-            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.FunctionDef) and ast.get_docstring(node) and any(
                     isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)

@@ -41,15 +41,16 @@ def resolve_extension(what: str) -> str:
         host = (what[4:] if what.startswith("git@") else
                 re.sub(r"^\w+://", "", what)).rpartition("@")[2]
         if host.startswith("-") or any(ch.isspace() or ord(ch) < 32 for ch in what):
-            raise SdbootError(f"'{mask(what)}' is not a usable git URL",
-                              "give https://HOST/OWNER/REPO(.git)")
+            raise SdbootError(t("'{url}' is not a usable git URL", url=mask(what)),
+                              t("give https://HOST/OWNER/REPO(.git)"))
         return what
     match = re.fullmatch(r"([\w.-]+)/([\w.-]+)", what)  # OWNER/REPO on GitHub
     if match and not any(p in (".", "..") or p.startswith(("-", ".."))
                          for p in match.groups()):
         return f"https://github.com/{what.removesuffix('.git')}.git"
-    raise SdbootError(f"'{mask(what)}' is not a git URL or a known extension name",
-                      f"known names: {', '.join(sorted(KNOWN))}; or OWNER/REPO, or a URL")
+    raise SdbootError(t("'{what}' is not a git URL or a known extension name", what=mask(what)),
+                      t("known names: {names}; or OWNER/REPO, or a URL",
+                        names=", ".join(sorted(KNOWN))))
 
 
 def extension_name(url: str) -> str:
@@ -59,7 +60,7 @@ def extension_name(url: str) -> str:
     if "://" not in tail and ":" in tail:  # scp-like git@host:owner/repo.git
         tail = tail.split(":", 1)[1]
     segment = re.split(r"[/:]", urlsplit(tail).path if "://" in tail else tail)[-1]
-    return safe_name(unquote(segment).removesuffix(".git"), "extension name")
+    return safe_name(unquote(segment).removesuffix(".git"), t("extension name"))
 
 
 def _clone_plan(root: Path, url: str, config_env: bool) -> ClonePlan:
@@ -83,32 +84,36 @@ def add_extension(root: Path, what: str, runner: Runner | None = None) -> tuple[
     url = resolve_extension(what)
     name = extension_name(url)
     folder = root / "extensions"
-    inside(root, folder, "the extensions folder")  # before mkdir: never a folder outside
+    inside(root, folder, t("the extensions folder"))  # before mkdir: never a folder outside
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SdbootError(f"cannot create {folder}: {exc.strerror or exc}",
-                          "make the WebUI folder writable for this user", exit_code=1) from None
-    base = inside(root, folder, "the extensions folder")
+        raise SdbootError(t("cannot create {folder}: {error}", folder=folder,
+                            error=exc.strerror or exc),
+                          t("make the WebUI folder writable for this user"),
+                          exit_code=1) from None
+    base = inside(root, folder, t("the extensions folder"))
     if (base / name).is_symlink():
-        raise SdbootError(f"extensions/{name} is a symbolic link",
-                          "sdboot does not clone through a link: remove it or choose "
-                          "another extension", exit_code=1)
-    dest = inside(base, base / name, "the extension's folder")
+        raise SdbootError(t("extensions/{name} is a symbolic link", name=name),
+                          t("sdboot does not clone through a link: remove it or choose "
+                            "another extension"), exit_code=1)
+    dest = inside(base, base / name, t("the extension's folder"))
     if os.path.lexists(dest):
-        raise SdbootError(f"extensions/{name} is already installed",
-                          f"update it with: git -C {dest} pull")
+        raise SdbootError(t("extensions/{name} is already installed", name=name),
+                          t("update it with: git -C {path} pull", path=dest))
     partial = base / f".{name}.sdboot-partial"
     if os.path.lexists(partial):
         try:
-            remove_tree(base, partial, "partial clone")  # a link: only the link goes
+            remove_tree(base, partial, t("partial clone"))  # a link: only the link goes
         except OSError as exc:
-            raise SdbootError(f"cannot remove the partial clone {partial}: "
-                              f"{exc.strerror or exc}", "remove it yourself, then run the "
-                              "command again", exit_code=1) from None
+            raise SdbootError(t("cannot remove the partial clone {path}: {error}",
+                                path=partial, error=exc.strerror or exc),
+                              t("remove it yourself, then run the command again"),
+                              exit_code=1) from None
     git = shutil.which("git")
     if git is None:
-        raise SdbootError("git is not installed", "install git, then run again", exit_code=1)
+        raise SdbootError(t("git is not installed"), t("install git, then run again"),
+                          exit_code=1)
     runner = runner or Runner()
     plan = _clone_plan(root, url, gitops.reads_config_env(runner, git))
     try:
@@ -120,8 +125,9 @@ def add_extension(root: Path, what: str, runner: Runner | None = None) -> tuple[
             "GitHub set a mirror first: sdboot mirror test, then sdboot mirror apply DIR "
             "--mirror NAME", names=", ".join(sorted(KNOWN))), exc.exit_code) from None
     if os.path.lexists(dest):  # appeared meanwhile: never replaced
-        raise SdbootError(f"extensions/{name} appeared while cloning: not replacing it",
-                          f"the new clone is kept in {partial}", exit_code=1)
+        raise SdbootError(t("extensions/{name} appeared while cloning: not replacing it",
+                            name=name),
+                          t("the new clone is kept in {path}", path=partial), exit_code=1)
     os.replace(partial, dest)
     return dest, url
 
@@ -133,7 +139,7 @@ def remove_extension(root: Path, name: str) -> Path:
 
     path = find_extension(root, name)
     keep_on_interrupt(REMOVE_RESUME)
-    remove_tree(root / "extensions", path, "extension folder")
+    remove_tree(root / "extensions", path, t("extension folder"))
     return path
 
 

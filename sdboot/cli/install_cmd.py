@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from sdboot.i18n import _
+from sdboot.i18n import _, t
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sdboot.install.plan import InstallReport
 
 _REPO_SCHEMES = ("https", "http", "ssh", "git", "file")
 _SCP_LIKE = re.compile(r"[\w.-]+@[\w.-]+:[\w./~+-]+")
@@ -21,14 +27,14 @@ def check_webui_repo(value: str) -> str:
     from sdboot.errors import SdbootError
     from sdboot.mirrors.loading import shown_value
 
-    hint = ("give the repository's URL (https://github.com/OWNER/REPO.git) or an existing "
-            "local folder")
+    hint = t("give the repository's URL (https://github.com/OWNER/REPO.git) or an existing "
+             "local folder")
     if not value or value.startswith("-"):
-        raise SdbootError(f"--webui-repo '{shown_value(value)}' is not a repository URL "
-                          "(it starts with '-')", hint)
+        raise SdbootError(t("--webui-repo '{value}' is not a repository URL (it starts with "
+                            "'-')", value=shown_value(value)), hint)
     if any(ch.isspace() or not ch.isprintable() for ch in value):
-        raise SdbootError(f"--webui-repo '{shown_value(value)}' contains spaces or control "
-                          "characters", hint)
+        raise SdbootError(t("--webui-repo '{value}' contains spaces or control characters",
+                            value=shown_value(value)), hint)
     if "://" in value:
         try:
             parts = urlsplit(value)
@@ -36,31 +42,42 @@ def check_webui_repo(value: str) -> str:
         except ValueError:
             ok = False
         if not ok:
-            raise SdbootError(f"--webui-repo '{value}' is not a git URL "
-                              f"({', '.join(_REPO_SCHEMES)})", hint)
+            raise SdbootError(t("--webui-repo '{value}' is not a git URL ({schemes})",
+                                value=value, schemes=", ".join(_REPO_SCHEMES)), hint)
         return value
     if _SCP_LIKE.fullmatch(value) or Path(value).expanduser().is_dir():
         return value
-    raise SdbootError(f"--webui-repo '{value}' is neither a URL nor an existing folder", hint)
+    raise SdbootError(t("--webui-repo '{value}' is neither a URL nor an existing folder",
+                        value=value), hint)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("install")
+    @app.command("install", help=_(
+        "Install the WebUI with a torch stack that is proven to run on this GPU.\n\n"
+        "Steps: clone the WebUI (through the mirror; release commits are checked), create\n"
+        "the environment, install the pinned torch / torchvision / xformers, verify CUDA\n"
+        "torch on the GPU, let the WebUI prepare the rest (its own launch.py --exit, with\n"
+        "every pip call pinned by a constraints file), verify again, write webui-user.sh /\n"
+        ".bat, record the install.\n\n"
+        "Interrupted? Run the same command again: finished steps are checked, not redone.\n"
+        "On a complete install it only checks (no network) and says so."))
     def install(
         webui_dir: Path = typer.Argument(Path("stable-diffusion-webui"), metavar="[WEBUI_DIR]",
-                                         help="Where the WebUI goes (default: "
-                                         "./stable-diffusion-webui). An existing checkout is "
-                                         "completed, not cloned again."),
+                                         help=_("Where the WebUI goes (default: "
+                                                "./stable-diffusion-webui). An existing "
+                                                "checkout is completed, not cloned again.")),
         profile: str | None = typer.Option(None, "--profile", metavar="NAME",
-                                           help="The torch stack (default: the resolver's "
-                                           "choice for this GPU; see sdboot resolve)."),
+                                           help=_("The torch stack (default: the "
+                                                  "resolver's choice for this GPU; see "
+                                                  "sdboot resolve).")),
         mirror: str | None = typer.Option(None, "--mirror", metavar="NAME|auto|none",
-                                          help="Mirrors: a preset (cn), auto (the fastest "
-                                          "that answer), or none. Default: none, or what "
-                                          "the interrupted install used."),
+                                          help=_("Mirrors: a preset (cn), auto (the "
+                                                 "fastest that answer), or none. Default: "
+                                                 "none, or what the interrupted install "
+                                                 "used.")),
         env: str | None = typer.Option(None, "--env", metavar="venv|conda",
-                                       help="The environment kind (default venv, in "
-                                       "WEBUI_DIR/venv)."),
+                                       help=_("The environment kind (default venv, in "
+                                              "WEBUI_DIR/venv).")),
         webui: str | None = typer.Option(None, "--webui", metavar="a1111|forge|reforge|neo",
                                          help=_("Which WebUI (the catalog, webuis.yaml; "
                                                 "docs/webuis.md): its repository and its "
@@ -71,29 +88,20 @@ def register(app: typer.Typer) -> None:
                                                      "it; it must be one the catalog knows "
                                                      "(see --webui).")),
         ref: str | None = typer.Option(None, "--ref", metavar="REF",
-                                       help="Tag, branch or commit (default: the latest "
-                                       "release, v1.10.1 for AUTOMATIC1111)."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan with every "
-                                     "command; change nothing."),
-        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before starting."),
-        insecure: bool = typer.Option(False, "--insecure", help="Allow plain-http mirrors."),
+                                       help=_("Tag, branch or commit (default: the latest "
+                                              "release, v1.10.1 for AUTOMATIC1111).")),
+        dry_run: bool = typer.Option(False, "--dry-run", help=_("Print the plan with every "
+                                     "command; change nothing.")),
+        yes: bool = typer.Option(False, "--yes", "-y", help=_("Do not ask before starting.")),
+        insecure: bool = typer.Option(False, "--insecure",
+                                      help=_("Allow plain-http mirrors.")),
         lock: Path | None = typer.Option(None, "--lock", metavar="FILE", help=_(
             "Reproduce a lock (WEBUI/.sdboot/lock.txt of another install on the same "
             "platform and Python): its WebUI commit, its profile and exactly its packages; "
             "fails where it cannot.")),
-        json_out: bool = typer.Option(False, "--json", help="Print sdboot.install/1 JSON."),
+        json_out: bool = typer.Option(False, "--json", help=_("Print sdboot.install/1 JSON.")),
     ) -> None:
-        """Install the WebUI with a torch stack that is proven to run on this GPU.
-
-        Steps: clone the WebUI (through the mirror; release commits are checked), create
-        the environment, install the pinned torch / torchvision / xformers, verify CUDA
-        torch on the GPU, let the WebUI prepare the rest (its own launch.py --exit, with
-        every pip call pinned by a constraints file), verify again, write webui-user.sh /
-        .bat, record the install.
-
-        Interrupted? Run the same command again: finished steps are checked, not redone.
-        On a complete install it only checks (no network) and says so.
-        """
+        # no docstring: typer would show it untranslated; the help is above
         import sys
         import time
 
@@ -133,7 +141,7 @@ def register(app: typer.Typer) -> None:
             from sdboot.errors import SdbootError
 
             if isinstance(exc, SdbootError) and log.exists() and str(log) not in exc.hint:
-                exc.hint = f"{exc.hint} (full log: {log})"
+                exc.hint = t("{hint} (full log: {log})", hint=exc.hint, log=log)
             if isinstance(exc, SdbootError) and json_out:  # scripts get a document too
                 emit_json({"schema": "sdboot.install/1", "webui": str(webui_dir or "."),
                            "complete": False, "nothing_to_do": False,
@@ -144,27 +152,39 @@ def register(app: typer.Typer) -> None:
         ui.close()
         if json_out:
             emit_json(report.to_json())
-        elif report.nothing_to_do:
-            con.print(f"Everything is in place: {report.webui} is installed and verified "
-                      f"(profile {report.profile}); nothing to do.")
-            con.print(f"Start it: {report.next_command()}", markup=False, highlight=False)
-        elif dry_run:
-            for note in report.notes:
-                con.print(note, style="yellow", markup=False)
-            con.print("Dry run: nothing was changed. The commands above are the plan.")
         else:
-            for note in report.notes:
-                con.print(note, style="yellow", markup=False)
-            con.print(f"[green]Installed[/green] {report.webui} with {report.profile}; "
-                      f"CUDA torch verified." if report.profile and "cpu" not in report.profile
-                      else f"[green]Installed[/green] {report.webui} with {report.profile}.")
-            if report.webui_args:
-                con.print(f"WebUI flags (webui-user): {' '.join(report.webui_args)}",
-                          markup=False)
-            con.print(f"Start it: {report.next_command()}   (or: {report.webui_script()})",
-                      markup=False, highlight=False)
-            if log.exists():
-                con.print(f"Full log: {log}", markup=False, highlight=False)
+            _summary(con, report, dry_run, log)
         if not report.complete and not dry_run:
-            print_error("the install did not complete", "run the same command again")
+            print_error(t("the install did not complete"), t("run the same command again"))
             raise typer.Exit(1)
+
+
+def _summary(con: Console, report: InstallReport, dry_run: bool, log: Path) -> None:
+    """What a person reads after the steps, in their language (--json is the English)."""
+    from rich.text import Text as Rich
+
+    from sdboot.i18n import local
+
+    def say(text: str) -> None:
+        con.print(text, markup=False, highlight=False)
+
+    if report.nothing_to_do:
+        say(_("Everything is in place: {webui} is installed and verified (profile {profile}); "
+              "nothing to do.").format(webui=report.webui, profile=report.profile))
+        say(_("Start it: {command}").format(command=report.next_command()))
+        return
+    for note in report.notes:
+        con.print(local(note), style="yellow", markup=False, highlight=False)
+    if dry_run:
+        say(_("Dry run: nothing was changed. The commands above are the plan."))
+        return
+    done = _("{webui} with {profile}; CUDA torch verified.") if report.profile and \
+        "cpu" not in report.profile else _("{webui} with {profile}.")
+    con.print(Rich.assemble((_("Installed"), "green"), " ", done.format(
+        webui=report.webui, profile=report.profile)), highlight=False)
+    if report.webui_args:
+        say(_("WebUI flags (webui-user): {flags}").format(flags=" ".join(report.webui_args)))
+    say(_("Start it: {command}   (or: {script})").format(command=report.next_command(),
+                                                          script=report.webui_script()))
+    if log.exists():
+        say(_("Full log: {log}").format(log=log))

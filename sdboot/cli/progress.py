@@ -1,7 +1,8 @@
 """Step progress for long commands (install, doctor --fix): on a terminal a live display
 with one line per step (spinner, elapsed time, the latest output line, a bar when the
 output carries a percentage, e.g. git's "Receiving objects: 45%"); elsewhere (a pipe, CI,
-NO_COLOR consoles that are not terminals) plain lines, one per event."""
+NO_COLOR consoles that are not terminals) plain lines, one per event. Titles, notes and
+details may be t() texts (the install report keeps their English): shown translated."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from sdboot.i18n import N_, _
+from sdboot.i18n import N_, _, local
 
 _PERCENT = re.compile(r"(\d{1,3})%")
 # the status words as shown (the StepResult JSON keeps the English keyword)
@@ -47,18 +48,18 @@ class PlainUI:
         self.total = 0
 
     def note(self, text: str, style: str = "") -> None:
-        self.con.print(text, style=style or None, markup=False, highlight=False)
+        self.con.print(local(text), style=style or None, markup=False, highlight=False)
 
     def begin(self, index: int, total: int, title: str) -> None:
         self.index, self.total = index, total
-        self.con.print(f"[{index}/{total}] {title} ...", markup=False, highlight=False)
+        self.con.print(f"[{index}/{total}] {local(title)} ...", markup=False, highlight=False)
 
     def detail(self, text: str) -> None:
         pass  # the full output is in the log file
 
     def end(self, status: str, elapsed_s: float, note: str = "") -> None:
         tail = f" ({elapsed_s:.1f} s)" if status == "done" else ""
-        extra = f": {note}" if note else ""
+        extra = f": {local(note)}" if note else ""
         shown = _(STATUS_WORDS[status]) if status in STATUS_WORDS else status
         self.con.print(f"[{self.index}/{self.total}] {shown}{tail}{extra}", markup=False,
                        highlight=False)
@@ -106,11 +107,12 @@ class LiveUI:
         return Group(*rows)
 
     def note(self, text: str, style: str = "") -> None:
-        self.live.console.print(text, style=style or None, markup=False, highlight=False)
+        self.live.console.print(local(text), style=style or None, markup=False,
+                                highlight=False)
 
     def begin(self, index: int, total: int, title: str) -> None:
         self.total = total
-        self.lines.append(_Line(title))
+        self.lines.append(_Line(local(title)))
 
     def detail(self, text: str) -> None:
         if not self.lines:
@@ -123,7 +125,7 @@ class LiveUI:
     def end(self, status: str, elapsed_s: float, note: str = "") -> None:
         if self.lines:
             line = self.lines[-1]
-            line.status, line.elapsed, line.note = status, elapsed_s, note
+            line.status, line.elapsed, line.note = status, elapsed_s, local(note)
             line.detail, line.fraction = "", None
 
     def close(self) -> None:

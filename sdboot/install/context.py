@@ -58,7 +58,7 @@ class InstallContext:
                      or self.record.get("repo")
                      or (default.repo if default else None))
         if not self.repo:
-            raise SdbootError("no WebUI repository known", "give --webui-repo URL")
+            raise SdbootError(t("no WebUI repository known"), t("give --webui-repo URL"))
         # what the folder holds: the record's repository, else a checkout's origin
         recorded = self.record.get("repo") or (origin_url(self.root) if (
             self.root / ".git").is_dir() else None)
@@ -74,7 +74,8 @@ class InstallContext:
             or self.record.get("ref") or (known.default_ref if known else None)
         self.env_kind = opts.env_kind or (self.record.get("env") or {}).get("kind") or "venv"
         if self.env_kind not in ("venv", "conda"):
-            raise SdbootError(f"unknown --env '{self.env_kind}'", "use venv or conda")
+            raise SdbootError(t("unknown --env '{kind}'", kind=self.env_kind),
+                              t("use venv or conda"))
 
     @property
     def constraints(self) -> Path:

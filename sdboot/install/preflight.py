@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Sequence
 
 from sdboot.errors import SdbootError
-from sdboot.i18n import _, t
+from sdboot.i18n import Text, _, local, t
 from sdboot.install.context import InstallContext
 from sdboot.install.plan import disk_verdict, existing_parent, python_for
 from sdboot.io import git as gitops
@@ -58,15 +59,21 @@ def choose_profile(ctx: InstallContext) -> None:
     if res.profile is None and pool is not profiles and ctx.known is not None:
         raise SdbootError(
             t("no torch profile for {webui} fits this machine: {why}", webui=ctx.known.name,
-              why="; ".join(f"{r.profile}: {r.why}" for r in res.rejected)),
-            t("{advice}; or another WebUI (docs/webuis.md)", advice="; ".join(res.advice)),
+              why=_joined([t("{name}: {why}", name=r.profile, why=r.why)
+                           for r in res.rejected])),
+            t("{advice}; or another WebUI (docs/webuis.md)", advice=_joined(res.advice)),
             exit_code=1)
     if res.profile is None:
-        raise SdbootError("no torch profile fits this machine", "; ".join(res.advice),
+        raise SdbootError(t("no torch profile fits this machine"), _joined(res.advice),
                           exit_code=1)
     ctx.profile = res.profile
     for reason in res.reasons[:2]:
         ctx.notes.append(reason)
+
+
+def _joined(texts: Sequence[str]) -> Text:
+    """'; '-joined, in English and translated."""
+    return Text("; ".join(texts), t("; ").localized.join(local(x) for x in texts))
 
 
 def choose_mirrors(ctx: InstallContext, pending: list[str]) -> None:
@@ -78,16 +85,16 @@ def choose_mirrors(ctx: InstallContext, pending: list[str]) -> None:
     if spec == "auto":
         from sdboot.mirrors.health import auto_select
 
-        ctx.ui.note("checking GitHub, the package index and the torch index ...")
-        ctx.selection, reasons, _ = auto_select(
+        ctx.ui.note(_("checking GitHub, the package index and the torch index ..."))
+        ctx.selection, reasons, _results = auto_select(
             ctx.table, variant=ctx.profile.variant if ctx.profile else None)
         for reason in reasons:
-            ctx.ui.note(f"mirror: {reason}")
+            ctx.ui.note(_("mirror: {reason}").format(reason=local(reason)))
         return
     ctx.selection = select(ctx.table, spec, ctx.opts.insecure)
     if ctx.opts.dry_run:  # a dry run plans without the network, and says so
-        ctx.notes.append("dry run: GitHub, the package index and the torch index were not "
-                         "checked (the real run checks them first)")
+        ctx.notes.append(t("dry run: GitHub, the package index and the torch index were not "
+                           "checked (the real run checks them first)"))
     elif "clone" in pending or "prepare" in pending:
         _reachability(ctx)
 
@@ -109,33 +116,34 @@ def _reachability(ctx: InstallContext) -> None:
             continue
         group = health.candidate.group
         if group == "github":
-            raise SdbootError(f"GitHub cannot be reached ({health.error})",
-                              "use a mirror: --mirror auto (or --mirror cn in mainland "
-                              "China); see sdboot mirror test", exit_code=1)
-        ctx.notes.append(f"{group}: the upstream did not answer ({health.error}); "
-                          "if the install fails there, try --mirror auto")
+            raise SdbootError(t("GitHub cannot be reached ({error})", error=health.error),
+                              t("use a mirror: --mirror auto (or --mirror cn in mainland "
+                                "China); see sdboot mirror test"), exit_code=1)
+        ctx.notes.append(t("{group}: the upstream did not answer ({error}); if the install "
+                           "fails there, try --mirror auto", group=group, error=health.error))
 
 
 def preflight(ctx: InstallContext) -> None:
     git = gitops.detect_git(ctx.runner)
     if git.exe is None:
-        raise SdbootError("git is not installed (or not on PATH)",
-                          "install git (Windows: winget install Git.Git) and run again",
+        raise SdbootError(t("git is not installed (or not on PATH)"),
+                          t("install git (Windows: winget install Git.Git) and run again"),
                           exit_code=1)
     ctx.git = git.exe
     ctx.git_config_env = git.config_env or git.version is None
     if git.version and not git.config_env:
-        ctx.notes.append(f"git {'.'.join(map(str, git.version))} is older than 2.31: "
-                          "mirrors reach the WebUI's own clones, not extension clones")
+        ctx.notes.append(t("git {version} is older than 2.31: mirrors reach the WebUI's own "
+                           "clones, not extension clones",
+                           version=".".join(map(str, git.version))))
     where = existing_parent(ctx.root)
     if not os.access(where, os.W_OK):
-        raise SdbootError(f"cannot write to {where}", "choose a folder you own, e.g. "
-                          "under your home folder")
+        raise SdbootError(t("cannot write to {dir}", dir=where),
+                          t("choose a folder you own, e.g. under your home folder"))
     assert ctx.profile is not None
     verdict, message = disk_verdict(shutil.disk_usage(where).free, ctx.profile.backend)
     if verdict == "stop":
-        raise SdbootError(f"not enough disk space at {where}: {message}",
-                          "free some space or install elsewhere", exit_code=1)
+        raise SdbootError(t("not enough disk space at {dir}: {why}", dir=where, why=message),
+                          t("free some space or install elsewhere"), exit_code=1)
     if verdict == "warn":
         ctx.notes.append(message)
 

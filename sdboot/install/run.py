@@ -102,7 +102,7 @@ class InstallRun(InstallContext):
                 continue
             if self.opts.dry_run:
                 commands = step.describe()
-                self.ui.end("planned", 0.0, "; ".join(commands))
+                self.ui.end("planned", 0.0, "; ".join(local(c) for c in commands))
                 results.append(StepResult(step.name, step.title, "planned", commands=commands))
                 continue
             try:

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.values import StrEnum
 
 
@@ -64,8 +65,9 @@ class Mirror:
         """The URL with {variant} filled in (torch kinds)."""
         if "{variant}" in self.url:
             if not variant:
-                raise SdbootError(f"mirror '{self.name}' needs a torch variant (cu121, cpu, ...)",
-                                  "choose a profile first (sdboot resolve)")
+                raise SdbootError(t("mirror '{name}' needs a torch variant (cu121, cpu, ...)",
+                                    name=self.name),
+                                  t("choose a profile first (sdboot resolve)"))
             return self.url.replace("{variant}", variant)
         return self.url
 
@@ -96,9 +98,10 @@ class MirrorTable:
         if mirror is None or (group is not None and mirror.group != group):
             known = sorted(m.name for m in self.mirrors.values()
                            if group is None or m.group == group)
-            what = f"{group} mirror" if group else "mirror"
-            raise SdbootError(f"unknown {what} '{name}'",
-                              f"known: {', '.join(known)} (see sdboot mirror list)")
+            message = t("unknown {group} mirror '{name}'", group=group, name=name) if group \
+                else t("unknown mirror '{name}'", name=name)
+            raise SdbootError(message, t("known: {names} (see sdboot mirror list)",
+                                         names=", ".join(known)))
         return mirror
 
     def of_group(self, group: str) -> list[Mirror]:

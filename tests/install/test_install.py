@@ -246,6 +246,35 @@ def test_dry_run_changes_nothing(lw: LocalWorld, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # no folder, no lock, no record
 
 
+def test_dry_run_in_chinese_json_unchanged(lw: LocalWorld, tmp_path: Path) -> None:
+    """The step titles, the plan, the notes and the summary in the user's language; --json
+    keeps the English (the same document in both languages, its timings and log aside)."""
+    args = ("install", str(tmp_path / "webui"), "--mirror", "world", "--dry-run")
+    zh, en = sdboot(lw, *args, env=lw.env(SDBOOT_LANG="zh_CN")), sdboot(lw, *args)
+    assert zh.returncode == en.returncode == 0, zh.stderr
+    assert "[1/9] 获取 WebUI ..." in zh.stdout and "[9/9] 记录这次安装 ..." in zh.stdout
+    assert "[4/9] 在这块显卡上验证 CUDA 版 torch ..." in zh.stdout
+    assert "演练模式（dry run）：没有检查 GitHub" in zh.stdout
+    assert zh.stdout.rstrip().endswith("演练模式（dry run）：没有做任何更改。上面的命令就是安装计划。")
+    assert "get the WebUI" not in zh.stdout and "record the install" not in zh.stdout
+    assert "[1/9] get the WebUI ..." in en.stdout and "[4/9] verify CUDA torch on this GPU ..." \
+        in en.stdout and "Dry run: nothing was changed." in en.stdout
+
+    def doc(env: dict[str, str]) -> dict:
+        res = sdboot(lw, *args, "--json", env=env)
+        assert res.returncode == 0, res.stderr
+        found = json.loads(res.stdout)
+        found.pop("log")
+        for step in found["steps"]:
+            step.pop("elapsed_s")
+        return found
+
+    english = doc(lw.env())
+    assert doc(lw.env(SDBOOT_LANG="zh_CN")) == english
+    assert english["steps"][0]["title"] == "get the WebUI"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_existing_checkout_is_completed_not_cloned(lw: LocalWorld, tmp_path: Path) -> None:
     webui = tmp_path / "mine"
     git("clone", "-q", lw.github_url + "AUTOMATIC1111/stable-diffusion-webui.git", str(webui))

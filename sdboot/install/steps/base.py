@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from sdboot.i18n import t
 from sdboot.install.context import InstallContext
 
 
@@ -12,14 +13,14 @@ class Step:
     """One step of the plan; `update`, `rollback` and `doctor --fix` can run the same ones."""
 
     name: ClassVar[str]
-    title: str = ""
+    title: str = ""  # N_() text: English in the report's JSON, translated for people
 
     def __init__(self, ctx: InstallContext) -> None:
         self.ctx = ctx
         self.title = self.make_title()  # fixed when the plan is made, like the plan itself
 
     def make_title(self) -> str:
-        return type(self).title
+        return t(type(self).title)
 
     def check(self) -> bool:
         raise NotImplementedError

@@ -7,7 +7,7 @@ import os
 import re
 
 from sdboot.errors import SdbootError
-from sdboot.i18n import t
+from sdboot.i18n import N_, t
 from sdboot.install.catalog import pinned_commit
 from sdboot.install.steps.base import Step
 from sdboot.io import git as gitops
@@ -21,7 +21,7 @@ _HEX_REF = re.compile(r"[0-9a-f]{7,40}")
 
 class CloneStep(Step):
     name = "clone"
-    title = "get the WebUI"
+    title = N_("get the WebUI")
 
     def _plan(self) -> ClonePlan:
         """The upstream URL, through the mirror's insteadOf rules: origin stays upstream."""
@@ -47,11 +47,12 @@ class CloneStep(Step):
         assert self.ctx.repo is not None
         partial = self.ctx.root.parent / f".{self.ctx.root.name}.sdboot-partial"
         if partial.is_symlink() or (os.path.lexists(partial) and not partial.is_dir()):
-            raise SdbootError(f"{partial} (the folder sdboot clones into) is a symbolic link "
-                              "or a file", "remove it (sdboot never follows a link there) "
-                              "and run the command again", exit_code=2)
+            raise SdbootError(t("{path} (the folder sdboot clones into) is a symbolic link "
+                                "or a file", path=partial),
+                              t("remove it (sdboot never follows a link there) and run the "
+                                "command again"), exit_code=2)
         if partial.exists():  # a half-made clone of an interrupted run
-            remove_tree(self.ctx.root.parent, partial, "the partial clone")
+            remove_tree(self.ctx.root.parent, partial, t("the partial clone"))
         ctx = self.ctx
         assert ctx.repo is not None
         expected = pinned_commit(ctx.catalog, ctx.repo, ctx.ref) if ctx.ref else None
@@ -63,7 +64,7 @@ class CloneStep(Step):
                               env={**os.environ, **plan.env}, git=self.ctx.git,
                               on_line=self.ctx.ui.detail, origin=plan.origin)
         if not is_webui(partial):  # a catalogued repository, served wrong by a mirror
-            remove_tree(self.ctx.root.parent, partial, "the partial clone")
+            remove_tree(self.ctx.root.parent, partial, t("the partial clone"))
             raise SdbootError(t("{repo} is not a Stable Diffusion WebUI repository (no "
                                 "launch.py): the clone was removed", repo=self.ctx.repo),
                               t("check --webui-repo and the mirror (sdboot mirror test)"))
@@ -72,5 +73,7 @@ class CloneStep(Step):
         os.replace(partial, self.ctx.root)
         self.ctx.record.update({"repo": self.ctx.repo, "ref": self.ctx.ref, "commit": commit,
                             "clone_url": plan.fetched})
-        verified = " (pinned commit verified)" if expected else ""
-        return f"{self.ctx.ref or 'default branch'} at {commit[:10]}{verified}"
+        ref = self.ctx.ref or t("default branch")
+        if expected:
+            return t("{ref} at {commit} (pinned commit verified)", ref=ref, commit=commit[:10])
+        return t("{ref} at {commit}", ref=ref, commit=commit[:10])

@@ -7,6 +7,7 @@ import os
 import shutil
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import t
 from sdboot.install.steps.base import Step
 from sdboot.io.files import atomic_write, remove_tree
 from sdboot.io.runner import quote
@@ -21,7 +22,7 @@ class EnvironmentStep(Step):
     name = "env"
 
     def make_title(self) -> str:
-        return f"create the Python environment ({self.ctx.env_kind})"
+        return t("create the Python environment ({kind})", kind=self.ctx.env_kind)
 
     def check(self) -> bool:
         if not step_done(self.ctx.record, "env"):
@@ -44,11 +45,12 @@ class EnvironmentStep(Step):
         if os.path.lexists(prefix):
             if not self.ctx._made_by_sdboot(prefix) or prefix.is_symlink():
                 raise SdbootError(
-                    f"{prefix} exists and sdboot did not make it",
-                    f"sdboot never deletes an environment it did not create: move it away "
-                    f"(e.g. to {prefix.name}.old) and run the command again", exit_code=2)
+                    t("{prefix} exists and sdboot did not make it", prefix=prefix),
+                    t("sdboot never deletes an environment it did not create: move it away "
+                      "(e.g. to {name}.old) and run the command again", name=prefix.name),
+                    exit_code=2)
             # a half-made (or broken) environment that sdboot made: start it again
-            remove_tree(self.ctx.root, prefix, "the environment folder")
+            remove_tree(self.ctx.root, prefix, t("the environment folder"))
         forget_steps(self.ctx.record, ["torch", "verify", "requirements", "prepare", "reverify"])
         self.ctx.record["env_pending"] = {"kind": self.ctx.env_kind, "prefix": str(prefix)}
         self.ctx.save()  # before the folder exists: a killed run knows it is sdboot's
@@ -72,8 +74,8 @@ class EnvironmentStep(Step):
             exe = next((e for e in (shutil.which("conda"), shutil.which("mamba"),
                                     shutil.which("micromamba")) if e), None)
             if exe is None:
-                raise SdbootError("conda, mamba or micromamba is not on PATH",
-                                  "install Miniforge, or use --env venv", exit_code=1)
+                raise SdbootError(t("conda, mamba or micromamba is not on PATH"),
+                                  t("install Miniforge, or use --env venv"), exit_code=1)
             source = self.ctx.root / "environment-wsl2.yaml"
             text = source.read_text(encoding="utf-8") if source.is_file() else \
                 "name: automatic\ndependencies:\n  - python=3.10\n  - pip\n"

@@ -4,6 +4,7 @@ then prove every repository it cloned is at a pinned commit."""
 from __future__ import annotations
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import N_, t
 from sdboot.install.plan import PREPARE_TIMEOUT_S, fingerprint, sha_file
 from sdboot.install.steps.base import Step
 from sdboot.io import git as gitops
@@ -14,7 +15,7 @@ from sdboot.webui.record import mark_step, step_done
 
 class PrepareStep(Step):
     name = "prepare"
-    title = "let the WebUI prepare the rest (launch.py --exit)"
+    title = N_("let the WebUI prepare the rest (launch.py --exit)")
 
     def _prepare_fingerprint(self) -> str:
         lf = launch_file(self.ctx.root)
@@ -41,13 +42,13 @@ class PrepareStep(Step):
         res = ctx.runner.stream(self._prepare_argv(), timeout=PREPARE_TIMEOUT_S,
                                 env=ctx.webui_env(), cwd=ctx.root, on_line=ctx.ui.detail)
         if not res.ok:
-            raise SdbootError(f"the WebUI's preparation (launch.py --exit) failed: "
-                              f"{res.tail(4)}", "see the log; network errors: try "
-                              "--mirror auto", exit_code=1)
+            raise SdbootError(t("the WebUI's preparation (launch.py --exit) failed: {output}",
+                                output=res.tail(4)),
+                              t("see the log; network errors: try --mirror auto"), exit_code=1)
         self._check_repositories()
         self._reset_origins()
         mark_step(self.ctx.record, "prepare", fingerprint=self._prepare_fingerprint())
-        return "repositories and requirements in place"
+        return t("repositories and requirements in place")
 
     def _reset_origins(self) -> None:
         """A clone the WebUI made through a mirror's URL (git < 2.31 ignores the insteadOf
@@ -78,6 +79,7 @@ class PrepareStep(Step):
         for repo in sorted(p for p in repos.iterdir() if (p / ".git").exists()):
             head = gitops.head_commit(repo, self.ctx.runner, self.ctx.git)
             if head is not None and head.lower() not in pinned:
-                raise SdbootError(f"repositories/{repo.name} is at {head}, not at a commit "
-                                  "the WebUI pins", "a mirror served other code: delete that "
-                                  "folder and install again with another mirror", exit_code=1)
+                raise SdbootError(t("repositories/{name} is at {commit}, not at a commit the "
+                                    "WebUI pins", name=repo.name, commit=head),
+                                  t("a mirror served other code: delete that folder and "
+                                    "install again with another mirror"), exit_code=1)

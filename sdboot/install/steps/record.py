@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 
 from sdboot.errors import SdbootError
-from sdboot.i18n import t
+from sdboot.i18n import N_, t
 from sdboot.install.lockfile import (
     check_against_lock,
     refuse_differences,
@@ -31,13 +31,14 @@ _WHERE = ("import json, sys, platform\n"
 
 class RecordStep(Step):
     name = "record"
-    title = "record the install"
+    title = N_("record the install")
 
     def check(self) -> bool:
         return bool(self.ctx.record.get("complete")) and (self.ctx.root / LOCK_FILE).is_file()
 
     def describe(self) -> list[str]:
-        return [f"write {self.ctx.root / '.sdboot/install.json'} and {self.ctx.root / LOCK_FILE}"]
+        return [t("write {record} and {lock}", record=self.ctx.root / ".sdboot/install.json",
+                  lock=self.ctx.root / LOCK_FILE)]
 
     def _lock(self) -> Lock:
         ctx = self.ctx

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import N_, Text, t
 from sdboot.install.plan import fingerprint, sha_file
 from sdboot.install.steps.base import Step
 from sdboot.io import git as gitops
@@ -32,7 +33,7 @@ REPOS = "repositories"
 
 class RequirementsStep(Step):
     name = "requirements"
-    title = "install the WebUI's requirements (one resolution) and clone its repositories"
+    title = N_("install the WebUI's requirements (one resolution) and clone its repositories")
 
     # -- the plan -------------------------------------------------------------------------
     def _bootstrap(self) -> Bootstrap | None:
@@ -51,7 +52,7 @@ class RequirementsStep(Step):
         user; a path outside the folder is not sdboot's to install)."""
         path = (self.ctx.root / name)
         try:
-            inside(self.ctx.root, path, "the requirements file")
+            inside(self.ctx.root, path, t("the requirements file"))
         except SdbootError:
             return None
         return path if path.is_file() else None
@@ -85,7 +86,7 @@ class RequirementsStep(Step):
 
     def _missing(self, boot: Bootstrap) -> list[Clone]:
         return [c for c in boot.clones
-                if not (self.ctx.root / REPOS / safe_name(c.folder, "repository folder")
+                if not (self.ctx.root / REPOS / safe_name(c.folder, t("repository folder"))
                         / ".git").exists()]
 
     # -- the step -------------------------------------------------------------------------
@@ -100,9 +101,9 @@ class RequirementsStep(Step):
     def describe(self) -> list[str]:
         boot = self._bootstrap()
         if boot is None:  # not cloned yet (a dry run): what the step will do
-            return ["(after the clone) the WebUI's requirements file and its extra packages "
-                    "(CLIP, open_clip) in one install run under the constraints; its "
-                    "repositories cloned concurrently at their pinned commits"]
+            return [t("(after the clone) the WebUI's requirements file and its extra packages "
+                      "(CLIP, open_clip) in one install run under the constraints; its "
+                      "repositories cloned concurrently at their pinned commits")]
         lines = []
         argv = self._argv(boot)
         if argv is not None:
@@ -116,7 +117,7 @@ class RequirementsStep(Step):
     def do(self) -> str:
         boot = self._bootstrap()
         if boot is None:
-            return "no launch file: left to the WebUI"
+            return t("no launch file: left to the WebUI")
         missing = self._missing(boot)
         (self.ctx.root / REPOS).mkdir(exist_ok=True)
         with ThreadPoolExecutor(max_workers=CLONE_WORKERS) as pool:
@@ -130,11 +131,13 @@ class RequirementsStep(Step):
         mark_step(self.ctx.record, "requirements", fingerprint=self._fingerprint(boot))
         parts = []
         if installed:
-            parts.append(f"requirements and {len(boot.packages)} extra package(s) in one "
-                         f"{installed} run")
+            parts.append(t("requirements and {n} extra package(s) in one {installer} run",
+                           n=len(boot.packages), installer=installed))
         if missing:
-            parts.append(f"{len(missing)} repositories cloned")
-        return "; ".join(parts) or "nothing to install"
+            parts.append(t("{n} repositories cloned", n=len(missing)))
+        if not parts:
+            return t("nothing to install")
+        return Text("; ".join(parts), t("; ").localized.join(p.localized for p in parts))
 
     def _install(self, boot: Bootstrap) -> str | None:
         argv = self._argv(boot)
@@ -144,11 +147,14 @@ class RequirementsStep(Step):
         res = self.ctx.runner.stream(argv, timeout=INSTALL_TIMEOUT_S, env=self.ctx.pip_env(),
                                      cwd=self.ctx.root, on_line=self._progress)
         if not res.ok:
-            where = f"; full log: {self.ctx.runner.log_path}" if self.ctx.runner.log_path else ""
-            raise SdbootError(f"{kind} could not install the WebUI's requirements "
-                              f"(exit {res.returncode}): {res.tail(3)}",
-                              f"check the package index and your network (--mirror auto "
-                              f"picks one that answers){where}", exit_code=1)
+            hint = t("check the package index and your network (--mirror auto picks one "
+                     "that answers)")
+            if self.ctx.runner.log_path:
+                hint = t("check the package index and your network (--mirror auto picks one "
+                         "that answers); full log: {log}", log=self.ctx.runner.log_path)
+            raise SdbootError(t("{installer} could not install the WebUI's requirements "
+                                "(exit {code}): {output}", installer=kind,
+                                code=res.returncode, output=res.tail(3)), hint, exit_code=1)
         return kind
 
     def _progress(self, line: str) -> None:
@@ -159,18 +165,18 @@ class RequirementsStep(Step):
         """One repository into repositories/<folder>, through a partial folder so that an
         interrupted clone never looks like a complete one."""
         repos = self.ctx.root / REPOS
-        folder = safe_name(clone.folder, "repository folder")
-        dest = inside(repos, repos / folder, "a repository folder")
-        partial = inside(repos, repos / f".{folder}.sdboot-partial", "a partial clone")
+        folder = safe_name(clone.folder, t("repository folder"))
+        dest = inside(repos, repos / folder, t("a repository folder"))
+        partial = inside(repos, repos / f".{folder}.sdboot-partial", t("a partial clone"))
         if os.path.lexists(partial):
-            remove_tree(repos, partial, "an earlier partial clone")
+            remove_tree(repos, partial, t("an earlier partial clone"))
         plan = self.ctx.clone_plan(clone.url)
         commit = gitops.clone(plan.url, partial, self.ctx.runner,
                               expected_commit=clone.commit,
                               env={**os.environ, **plan.env}, git=self.ctx.git,
                               origin=plan.origin)
         if os.path.lexists(dest):  # appeared meanwhile: never replaced
-            remove_tree(repos, partial, "the partial clone")
+            remove_tree(repos, partial, t("the partial clone"))
             return commit
         os.replace(partial, dest)
         return commit
@@ -182,6 +188,7 @@ class RequirementsStep(Step):
             try:
                 future.result()
             except SdbootError as exc:
-                errors.append(SdbootError(f"repositories/{clone.folder}: {exc.message}",
+                errors.append(SdbootError(t("repositories/{folder}: {error}",
+                                            folder=clone.folder, error=exc.message),
                                           exc.hint, exc.exit_code))
         return errors

@@ -4,7 +4,7 @@ stack is among them), without resolution."""
 
 from __future__ import annotations
 
-from sdboot.i18n import t
+from sdboot.i18n import N_, t
 from sdboot.install.steps.base import Step
 from sdboot.io.runner import quote
 from sdboot.stack.packages import (
@@ -20,11 +20,11 @@ from sdboot.webui.record import forget_steps
 
 class StackStep(Step):
     name = "torch"
-    title = "install the pinned torch stack"
+    title = N_("install the pinned torch stack")
 
     def make_title(self) -> str:
-        return "install exactly the lock's packages" if self.ctx.lock is not None \
-            else type(self).title
+        return t("install exactly the lock's packages") if self.ctx.lock is not None \
+            else t(type(self).title)
 
     def check(self) -> bool:
         assert self.ctx.profile is not None
@@ -79,4 +79,5 @@ class StackStep(Step):
                       ctx.wheel_source(), env=ctx.pip_env(), on_progress=ctx.ui.detail,
                       build_constraints=ctx.build_constraints, caps=ctx.build_caps())
         self.ctx.record["installer"] = installer.kind
-        return f"torch {self.ctx.profile.torch} with {installer.kind}"
+        return t("torch {version} with {installer}", version=self.ctx.profile.torch,
+                 installer=installer.kind)

@@ -4,6 +4,7 @@ once after the stack step and again after the WebUI's own preparation."""
 from __future__ import annotations
 
 from sdboot.errors import SdbootError
+from sdboot.i18n import N_, t
 from sdboot.install.context import InstallContext
 from sdboot.install.plan import fingerprint
 from sdboot.install.steps.base import Step
@@ -13,7 +14,7 @@ from sdboot.webui.record import forget_steps, mark_step, step_done
 
 # The second verify's note when the WebUI's preparation left everything the probe depends on
 # as verify proved it: the probe (about 7 s with a real torch on 2 cores) does not run again.
-TORCH_UNCHANGED = "torch unchanged since verify (not probed again)"
+TORCH_UNCHANGED = N_("torch unchanged since verify (not probed again)")
 # What the probe's verdict depends on besides the torch stack: numpy (the numpy-abi break),
 # the CUDA libraries torch loads, triton. A change in any of them runs the probe again.
 _PROBED = ("torch", "torchvision", "xformers", "numpy", "triton")
@@ -46,12 +47,12 @@ def verify_stack(ctx: InstallContext) -> str:
     verdict = assess_stack(probe, ctx.gpu, ctx.profile, str(ctx.python()), pinned=True)
     if not verdict.ok:
         first = next(f for f in verdict.findings if f.severity == "error")
-        fix = ""
+        advice = first.fix.summary if first.fix else t("see sdboot verify")
         if first.fix is not None and first.fix.commands:
-            fix = "; fix: " + " && ".join(quote(c) for c in first.fix.commands)
-        raise SdbootError(f"verify failed: [{first.code}] {first.message}",
-                          (first.fix.summary if first.fix else "see sdboot verify") + fix,
-                          exit_code=1)
+            advice = t("{advice}; fix: {commands}", advice=advice,
+                       commands=" && ".join(quote(c) for c in first.fix.commands))
+        raise SdbootError(t("verify failed: [{code}] {finding}", code=first.code,
+                            finding=first.message), advice, exit_code=1)
     return verdict.summary
 
 
@@ -60,8 +61,9 @@ class VerifyStep(Step):
 
     def make_title(self) -> str:
         if self.ctx.profile is not None and self.ctx.profile.backend != "cuda":
-            return f"verify {self.ctx.profile.backend} torch on this machine"
-        return "verify CUDA torch on this GPU"
+            return t("verify {backend} torch on this machine",
+                     backend=self.ctx.profile.backend)
+        return t("verify CUDA torch on this GPU")
 
     def describe(self) -> list[str]:
         return [f"{self.ctx.python()} -I <sdboot probe>"]
@@ -79,7 +81,7 @@ class VerifyStep(Step):
 
 class ReverifyStep(Step):
     name = "reverify"
-    title = "verify torch is unchanged"
+    title = N_("verify torch is unchanged")
 
     def describe(self) -> list[str]:
         return [f"{self.ctx.python()} -I <sdboot probe>"]
@@ -96,14 +98,15 @@ class ReverifyStep(Step):
                 not pin_matches(found.get("torchvision"), self.ctx.profile.torchvision):
             forget_steps(self.ctx.record, ["torch", "verify"])
             raise SdbootError(
-                f"[torch-drift] the WebUI's setup replaced torch {self.ctx.profile.torch} with "
-                f"{found.get('torch')} (torchvision {found.get('torchvision')})",
-                "run sdboot install again: it reinstalls the pinned stack", exit_code=1)
+                t("[torch-drift] the WebUI's setup replaced torch {pinned} with {torch} "
+                  "(torchvision {torchvision})", pinned=self.ctx.profile.torch,
+                  torch=str(found.get("torch")), torchvision=str(found.get("torchvision"))),
+                t("run sdboot install again: it reinstalls the pinned stack"), exit_code=1)
         verified = (step_done(self.ctx.record, "verify") or {}).get("probed")
         if verified is not None and verified == probed_fingerprint(self.ctx):
             # the same distributions the probe proved before the WebUI's preparation
             mark_step(self.ctx.record, "reverify", fingerprint=stack_fingerprint(self.ctx))
-            return TORCH_UNCHANGED
+            return t(TORCH_UNCHANGED)
         summary = verify_stack(self.ctx)
         mark_step(self.ctx.record, "reverify", fingerprint=stack_fingerprint(self.ctx))
         return summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sdboot.i18n import t
+from sdboot.i18n import N_, t
 from sdboot.install.context import InstallContext
 from sdboot.install.plan import INSTALL_BLOCK, install_block
 from sdboot.install.steps.base import Step
@@ -18,10 +18,10 @@ from sdboot.webui.store import store_args
 
 class WebuiUserStep(Step):
     name = "webui-user"
-    title = "write webui-user.sh / webui-user.bat"
+    title = N_("write webui-user.sh / webui-user.bat")
 
     def describe(self) -> list[str]:
-        return ["edit webui-user.sh and webui-user.bat (managed blocks)"]
+        return [t("edit webui-user.sh and webui-user.bat (managed blocks)")]
 
     def _user_files(self) -> list[UserFile]:
         assert self.ctx.profile is not None
@@ -51,7 +51,8 @@ class WebuiUserStep(Step):
     def do(self) -> str:
         self.ctx.notes.extend(write_user_files(self.ctx.root, self._user_files()))
         self.ctx.record["webui_args"] = self.ctx.webui_args()
-        return "COMMANDLINE_ARGS=" + (" ".join(self.ctx.webui_args()) or "(none)")
+        flags = " ".join(self.ctx.webui_args())
+        return "COMMANDLINE_ARGS=" + flags if flags else t("COMMANDLINE_ARGS=(none)")
 
 
 class _Quiet:
