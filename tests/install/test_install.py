@@ -255,7 +255,8 @@ def test_dry_run_in_chinese_json_unchanged(lw: LocalWorld, tmp_path: Path) -> No
     assert "[1/9] 获取 WebUI ..." in zh.stdout and "[9/9] 记录这次安装 ..." in zh.stdout
     assert "[4/9] 在这块显卡上验证 CUDA 版 torch ..." in zh.stdout
     assert "演练模式（dry run）：没有检查 GitHub" in zh.stdout
-    assert zh.stdout.rstrip().endswith("演练模式（dry run）：没有做任何更改。上面的命令就是安装计划。")
+    assert zh.stdout.rstrip().endswith("演练模式（dry run）：没有做任何更改。"
+                                       "上面的命令就是安装计划。")
     assert "get the WebUI" not in zh.stdout and "record the install" not in zh.stdout
     assert "[1/9] get the WebUI ..." in en.stdout and "[4/9] verify CUDA torch on this GPU ..." \
         in en.stdout and "Dry run: nothing was changed." in en.stdout
