@@ -128,11 +128,11 @@ class UpdateRun:
                                 "release)"))
         self.report.ref = ref
         head = self.report.before["commit"] or ""
-        changes = refuse_changes(self.git, self.root, self.opts.force)
         if (commit or "") == head or (commit is None and head.startswith(ref.lower())):
             self.report.nothing_to_do = self.report.complete = True
             self.report.after = dict(self.report.before)
             return {"nothing": True}
+        changes = refuse_changes(self.git, self.root, self.opts.force)
         from sdboot.mirrors.apply import read_state
 
         mirror = read_state(self.root)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sdboot.install.snapshot import FILES
+from sdboot.io.files import exclusive_lock
 from tests.world.githost import git
 from tests.world.gpu import RTX_3060, Scenario
 from tests.world.local import LocalWorld, build_local_world, kill_at_line, sdboot_argv
@@ -100,8 +101,10 @@ def webui(lw: LocalWorld, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_update_story(lw: LocalWorld, webui: Path) -> None:
     c = lw.commits
-    dry = _json(sdboot(lw, "update", str(webui), "--ref", "latest", "--dry-run", "--json"))
+    # without --ref: an install of a tag follows the releases (latest = v1.10.1 by version)
+    dry = _json(sdboot(lw, "update", str(webui), "--dry-run", "--json"))
     assert dry["ref"] == "v1.10.1" and dry["dry_run"] and not dry["complete"]
+    assert [s["status"] for s in dry["steps"]] == ["planned"] * 4
     assert git("rev-parse", "HEAD", cwd=webui) == c["v1.9.4"]
     assert not (webui / ".sdboot/snapshots").exists()
 
@@ -122,8 +125,9 @@ def test_update_story(lw: LocalWorld, webui: Path) -> None:
 
     # the user's own change stops the update, naming the file; nothing changes
     (webui / "webui.py").write_text("# my edit\n")
-    res = sdboot(lw, "update", str(webui), "--ref", "dev", "--yes")
-    assert res.returncode == 1 and "webui.py" in _two_lines(res)
+    res = sdboot(lw, "update", str(webui), "--ref", "dev", "--yes", "--json")
+    assert "webui.py" in _two_lines(res)
+    assert "webui.py" in _json(res, 1)["error"]["message"]  # a document on failure too
     assert git("rev-parse", "HEAD", cwd=webui) == c["v1.10.1"]
     assert len(_json(sdboot(lw, "snapshots", str(webui), "--json"))["snapshots"]) == 1
 
@@ -217,3 +221,9 @@ def test_bad_snapshots_and_refs(lw: LocalWorld, webui: Path) -> None:
     assert res.returncode == 2 and "no branch or tag v9.9.9" in _two_lines(res)
     res = sdboot(lw, "update", str(webui), "--ref", "--upload-pack=x")
     assert res.returncode == 2
+    res = sdboot(lw, "update", str(webui.parent), "--yes")
+    assert res.returncode == 2 and "not a WebUI git checkout" in _two_lines(res)
+    with exclusive_lock(webui.parent / f".{webui.name}.sdboot.lock") as held:
+        assert held
+        res = sdboot(lw, "update", str(webui), "--ref", "dev", "--yes")
+    assert res.returncode == 1 and "another sdboot install is running" in _two_lines(res)
