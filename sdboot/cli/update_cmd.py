@@ -136,6 +136,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from sdboot.cli.common import console, emit_json
         from sdboot.cli.progress import make_ui
+        from sdboot.errors import SdbootError
         from sdboot.install.rollback import run_rollback
         from sdboot.io.datafile import cache_dir
         from sdboot.io.runner import Runner
@@ -150,6 +151,14 @@ def register(app: typer.Typer) -> None:
         try:
             report = run_rollback(_webui(webui_dir), snapshot, ui, Runner(log_path=log), force,
                                   confirm)
+        except SdbootError as exc:
+            ui.close()
+            if json_out:  # scripts get a document on failure too
+                emit_json({"schema": "sdboot.rollback/1", "webui": str(webui_dir or "."),
+                           "snapshot": snapshot, "steps": [], "error": {
+                               "message": exc.message, "hint": exc.hint,
+                               "exit_code": exc.exit_code}})
+            raise
         finally:
             ui.close()
         if json_out:

@@ -192,7 +192,12 @@ KEPT_ROLLBACK = N_("the rollback stopped part-way: run `sdboot rollback` again t
 
 def snapshots_doc(webui_dir: Path) -> dict[str, Any]:
     """`sdboot snapshots --json`."""
+    from sdboot.webui.folder import is_webui
+
     root = target(webui_dir)
+    if not is_webui(root):
+        raise SdbootError(t("{dir} is not a WebUI git checkout", dir=root),
+                          t("give the folder of a WebUI that `sdboot install` made"))
     rows = [{"id": s["id"], "created": s.get("created"), "ref": s.get("webui", {}).get("ref"),
              "commit": s["webui"]["commit"], "profile": s.get("profile"),
              "reason": s.get("reason")} for s in list_snapshots(root)]

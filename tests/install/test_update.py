@@ -175,8 +175,9 @@ def test_killed_at_each_step_converges(lw: LocalWorld, webui: Path) -> None:
     """Killed at any step, `sdboot update` again finishes it (the new state, whole), or
     `sdboot rollback` gives the old one back, exactly; never a mix."""
     c = lw.commits
+    if git("rev-parse", "HEAD", cwd=webui) != c["v1.10.1"]:  # run on its own
+        _json(sdboot(lw, "update", str(webui), "--ref", "v1.10.1", "--yes", "--json"))
     before = state_of(webui)
-    assert before["head"] == c["v1.10.1"]
     for step in range(1, TOTAL + 1):
         _kill_at(lw, webui, step)
         if step % 2:  # the same command again finishes it: the new state, whole
@@ -198,6 +199,9 @@ def test_killed_at_each_step_converges(lw: LocalWorld, webui: Path) -> None:
 
 def test_bad_snapshots_and_refs(lw: LocalWorld, webui: Path) -> None:
     snaps = _json(sdboot(lw, "snapshots", str(webui), "--json"))["snapshots"]
+    if not snaps:  # run on its own: one update makes one
+        _json(sdboot(lw, "update", str(webui), "--ref", "latest", "--yes", "--json"))
+        snaps = _json(sdboot(lw, "snapshots", str(webui), "--json"))["snapshots"]
     snap = webui / ".sdboot/snapshots" / f"{snaps[0]['id']}.json"
     good = snap.read_bytes()
     try:
@@ -215,8 +219,11 @@ def test_bad_snapshots_and_refs(lw: LocalWorld, webui: Path) -> None:
         assert res.returncode == 2 and "damaged" in _two_lines(res)
     finally:
         snap.write_bytes(good)
-    res = sdboot(lw, "rollback", str(webui), "../x", "--yes")
-    assert res.returncode == 2 and "not a snapshot name" in _two_lines(res)
+    res = sdboot(lw, "rollback", str(webui), "../x", "--yes", "--json")
+    assert "not a snapshot name" in _two_lines(res)
+    assert _json(res, 2)["error"]["exit_code"] == 2
+    res = sdboot(lw, "snapshots", str(webui.parent))
+    assert res.returncode == 2 and "not a WebUI" in _two_lines(res)
     res = sdboot(lw, "update", str(webui), "--ref", "v9.9.9", "--yes")
     assert res.returncode == 2 and "no branch or tag v9.9.9" in _two_lines(res)
     res = sdboot(lw, "update", str(webui), "--ref", "--upload-pack=x")
