@@ -87,7 +87,7 @@ class UpdateRun:
                   dir=self.root, id=state["snapshot"]),
                 t("run `sdboot update` again to try once more"), exit_code=1), self.report)
         if state:
-            if self.opts.ref and self.opts.ref != state["ref"]:
+            if self.opts.ref and self.opts.ref not in (state["ref"], LATEST):
                 raise SdbootError(t("an interrupted update to {ref} is not finished",
                                     ref=state["ref"]),
                                   t("run `sdboot update {dir}` to finish it, or `sdboot "
