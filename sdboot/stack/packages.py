@@ -191,11 +191,15 @@ def constraint_env(constraints: Path | None,
 
 def plan_stack_install(profile: Profile, python: Path, installer: Installer, constraints: Path,
                        source: WheelSource | None = None,
-                       build_constraints: Path | None = None) -> list[list[str]]:
+                       build_constraints: Path | None = None,
+                       extra: Sequence[Path] = ()) -> list[list[str]]:
     """The commands that install exactly the profile's stack. torch and torchvision come
     from the profile's wheel index; xformers from the default index (where its wheels for
     these torch versions live) with the torch index as an extra source, under the same
-    constraints, so it can never pull in another torch. uv gets the build constraints as
+    constraints, so it can never pull in another torch; `extra` constraints files (the
+    release's known-good set) pin what torch pulls in (numpy, jinja2, ...) to the versions the
+    WebUI's requirements will ask for, so that they do not change again. uv gets the build
+    constraints as
     --build-constraint; pip gets them through PIP_BUILD_CONSTRAINT (install_stack), since a
     pip older than 25.3 refuses the flag."""
     source = source or profile_source(profile)
@@ -204,13 +208,14 @@ def plan_stack_install(profile: Profile, python: Path, installer: Installer, con
              if installer.kind == "uv" and build_constraints is not None else [])
     pins = stack_pins(profile)
     torch_pins, xformers_pins = pins[:2], pins[2:]
-    commands = [[*base, *torch_pins, *source.args(), "-c", str(constraints), *guard,
-                 *profile.pip_args]]
+    cons = ["-c", str(constraints)]
+    for path in extra:
+        cons += ["-c", str(path)]
+    commands = [[*base, *torch_pins, *source.args(), *cons, *guard, *profile.pip_args]]
     if xformers_pins:
-        extra = (["--extra-index-url", source.url] if source.url and source.mode
+        index = (["--extra-index-url", source.url] if source.url and source.mode
                  in ("index", "extra") else source.args())
-        commands.append([*base, *xformers_pins, *extra, "-c", str(constraints),
-                         *guard, *profile.pip_args])
+        commands.append([*base, *xformers_pins, *index, *cons, *guard, *profile.pip_args])
     return commands
 
 
@@ -228,13 +233,14 @@ def install_stack(profile: Profile, python: Path, constraints: Path, runner: Run
                   env: dict[str, str] | None = None,
                   on_progress: Callable[[str], None] | None = None,
                   build_constraints: Path | None = None,
-                  caps: Sequence[str] | None = None) -> list[list[str]]:
+                  caps: Sequence[str] | None = None,
+                  extra: Sequence[Path] = ()) -> list[list[str]]:
     """Write the constraints files, then install the stack. Raises SdbootError (exit 1)
     with the tail of the installer's output when a step fails."""
     installer = installer or choose_installer()
     write_constraints(profile, constraints, caps, build_constraints)
     commands = plan_stack_install(profile, python, installer, constraints, source,
-                                  build_constraints)
+                                  build_constraints, extra)
     if build_constraints is not None:
         env = {**(os.environ if env is None else env),
                **constraint_env(None, build_constraints)}

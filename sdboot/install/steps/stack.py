@@ -60,7 +60,8 @@ class StackStep(Step):
                                             self.ctx.state / LOCK_REQUIREMENTS))]
         return [quote(c) for c in plan_stack_install(self.ctx.profile, self.ctx.python(), installer,
                                                      self.ctx.constraints, self.ctx.wheel_source(),
-                                                     self.ctx.build_constraints)]
+                                                     self.ctx.build_constraints,
+                                                     self.ctx.extra_constraints())]
 
     def do(self) -> str:
         assert self.ctx.profile is not None
@@ -77,7 +78,8 @@ class StackStep(Step):
                      installer=installer.kind)
         install_stack(ctx.profile, ctx.python(), ctx.constraints, ctx.runner, installer,
                       ctx.wheel_source(), env=ctx.pip_env(), on_progress=ctx.ui.detail,
-                      build_constraints=ctx.build_constraints, caps=ctx.build_caps())
+                      build_constraints=ctx.build_constraints, caps=ctx.build_caps(),
+                      extra=ctx.extra_constraints())
         self.ctx.record["installer"] = installer.kind
         return t("torch {version} with {installer}", version=self.ctx.profile.torch,
                  installer=installer.kind)
