@@ -6,7 +6,9 @@ caches, on the same machine in the same run (issue 14's benchmark).
                  pip install -r requirements_versions.txt   (pip compiles bytecode)
     sdboot:      uv venv --seed; then sdboot's requirements step: ONE uv run of the
                  requirements file and CLIP under the same constraints and build guard
-                 (UV_COMPILE_BYTECODE=1: bytecode compiled too, like with like)
+Like with like: --bytecode both (pip's default; uv with UV_COMPILE_BYTECODE=1) or neither
+(pip --no-compile; uv's default, which is what sdboot does: the WebUI compiles on its first
+start).
 
 Both venvs get the torch stack first (torch 2.1.2 / torchvision 0.16.2 from a separate,
 always-warm uv cache; untimed), as the WebUI's route has it before its preparation. Cold: each
@@ -16,6 +18,7 @@ checkout of the real WebUI and, where GitHub is not reachable, the archive throu
 (the real-webui recipe's loopback proxy: ../shared/tools/real-webui/).
 
     python bench/requirements.py WEBUI_CHECKOUT [--proxy http://127.0.0.1:8870/] [-n 1]
+                                 [--bytecode both|neither]
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ def main() -> None:
     ap.add_argument("webui", type=Path, help="a checkout of the real WebUI (e.g. v1.10.1)")
     ap.add_argument("--proxy", help="a GitHub prefix proxy for the CLIP/open_clip archives")
     ap.add_argument("-n", type=int, default=1, help="rounds (cold + warm each)")
+    ap.add_argument("--bytecode", choices=("both", "neither"), default="both",
+                    help="compile bytecode in both routes or in neither")
     args = ap.parse_args()
     uv = find_uv()
     if uv is None:
@@ -118,6 +123,8 @@ def main() -> None:
                         {**env, "UV_CACHE_DIR": str(torch_cache)})
                     if route == "webui":
                         pip_env = {**env, "PIP_CONSTRAINT": str(constraints)}
+                        if args.bytecode == "neither":
+                            pip_env["PIP_NO_COMPILE"] = "1"
                         t = sum(run([py, "-m", "pip", "install", pkg, "--prefer-binary"],
                                     pip_env, cwd=args.webui) for pkg in webui_pkgs)
                         t += run([py, "-m", "pip", "install", "-r", str(reqs),
@@ -126,13 +133,16 @@ def main() -> None:
                         t = run([uv, "pip", "install", "--python", py, "-r", str(reqs),
                                  *sdboot_pkgs, "-c", str(constraints),
                                  "--build-constraint", str(build)],
-                                {**env, "UV_COMPILE_BYTECODE": "1"}, cwd=args.webui)
+                                {**env, **({"UV_COMPILE_BYTECODE": "1"}
+                                           if args.bytecode == "both" else {})},
+                                cwd=args.webui)
                     results.setdefault((route, state), []).append(t_venv + t)
                     print(f"{route:7} {state}: venv {t_venv:6.1f} s + requirements {t:6.1f} s",
                           flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("\nmedian seconds (venv + requirement set; torch untimed, bytecode compiled in both)")
+    print(f"\nmedian seconds (venv + requirement set; torch untimed; bytecode compiled in "
+          f"{args.bytecode})")
     for state in ("cold", "warm"):
         base = statistics.median(results[("webui", state)])
         ours = statistics.median(results[("sdboot", state)])
