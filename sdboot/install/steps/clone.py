@@ -74,6 +74,8 @@ class CloneStep(Step):
         self.ctx.record.update({"repo": self.ctx.repo, "ref": self.ctx.ref, "commit": commit,
                             "clone_url": plan.fetched})
         ref = self.ctx.ref or t("default branch")
+        if hex_ref:  # a commit (e.g. a lock's): said once, not as "<commit> at <commit>"
+            return t("commit {commit} (verified)", commit=commit[:10])
         if expected:
             return t("{ref} at {commit} (pinned commit verified)", ref=ref, commit=commit[:10])
         return t("{ref} at {commit}", ref=ref, commit=commit[:10])
