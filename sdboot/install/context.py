@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,12 @@ class InstallContext:
         self.root = target(opts.webui_dir)
         self.state = self.root / STATE
         self.record: dict[str, Any] = read_record(self.root) if self.root.is_dir() else {}
+        recorded = self.record.get("lock")
+        if self.lock is None and isinstance(recorded, str) and not self.record.get("complete"):
+            # an interrupted `install --lock` resumes as it began: the lock decides (once
+            # complete, a later install or update is an install of its own)
+            self.opts, self.lock = open_lock(replace(self.opts, lock=Path(recorded)))
+            opts = self.opts
         self.catalog = load_catalog()
         self.table: MirrorTable = load_mirrors()
         self.gpu = gpu

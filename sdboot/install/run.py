@@ -91,6 +91,9 @@ class InstallRun(InstallContext):
             raise SdbootError(t("install cancelled; nothing was changed"),
                               t("run it again (add --yes to skip this question)"), exit_code=1)
         self.record.update({"profile": self.profile.name, "mirror": self.selection.to_json()})
+        # remembered while incomplete, so that a resumed run follows the same lock
+        self.record["lock"] = str(self.opts.lock.expanduser().resolve()) \
+            if self.opts.lock is not None else None
         results: list[StepResult] = []
         for i, step in enumerate(steps, start=1):
             self.ui.begin(i, len(steps), local(step.title))

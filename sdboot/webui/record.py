@@ -40,7 +40,7 @@ FIX = N_("restore the file; or, to start over, move it and the environment folde
          "conda-env/) away and run sdboot install again (the WebUI checkout is kept)")
 _FIELDS = {
     "repo": opt_str, "ref": opt_str, "commit": opt_str, "clone_url": opt_str,
-    "profile": opt_str, "webui_version": opt_str, "installer": opt_str,
+    "profile": opt_str, "webui_version": opt_str, "installer": opt_str, "lock": opt_str,
     "complete": is_bool, "updated_at": is_int, "steps": lambda v: isinstance(v, dict) and all(
         isinstance(k, str) and isinstance(s, dict) for k, s in v.items()),
     "env": lambda v: isinstance(v, dict), "env_pending": lambda v: isinstance(v, dict),

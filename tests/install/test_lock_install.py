@@ -92,6 +92,43 @@ def test_lock_round_trip(lw: LocalWorld, first: Path, tmp_path: Path) -> None:
     assert again.returncode == 0 and json.loads(again.stdout)["nothing_to_do"], again.stderr
 
 
+def test_an_interrupted_lock_install_resumes_with_the_lock(lw: LocalWorld, first: Path,
+                                                           tmp_path: Path) -> None:
+    """Killed while it installs the lock's packages, then run again WITHOUT --lock (as a
+    user does): the record remembers the lock, so the resumed run still follows it and
+    checks the end against it."""
+    import os
+    import signal
+
+    lock_file = first / ".sdboot/lock.txt"
+    second = tmp_path / "second"
+    proc = subprocess.Popen(sdboot_argv("install", str(second), "--lock", str(lock_file),
+                                        "--mirror", "world"),
+                            env=lw.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=ROOT, start_new_session=True)
+    assert proc.stdout is not None
+    killed = False
+    for line in proc.stdout:
+        if line.startswith("[3/") and line.rstrip().endswith("..."):
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+    proc.wait(timeout=120)
+    assert killed
+    res = sdboot(lw, "install", str(second), "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(res.stdout)
+    titles = {s["name"]: s["title"] for s in doc["steps"]}
+    assert titles["torch"] == "install exactly the lock's packages"
+    runner = Runner()
+    assert freeze(second / "venv/bin/python", runner) == read_lock(lock_file).packages
+    # once complete, a later plain install is an install of its own (here: nothing changes)
+    again = sdboot(lw, "install", str(second), "--json")
+    assert again.returncode == 0, again.stderr
+    assert freeze(second / "venv/bin/python", runner) == read_lock(lock_file).packages
+    assert json.loads((second / ".sdboot/install.json").read_text())["lock"] is None
+
+
 def _extra_constraints(webui: Path, lock_file: Path) -> list[Path]:
     from sdboot.install.context import InstallContext
     from sdboot.install.plan import InstallOptions
