@@ -43,6 +43,14 @@ class KnownWebui:
     def build_caps(self, ref: str | None) -> tuple[str, ...]:
         return self.build_constraints_by_ref.get(ref or "", self.build_constraints)
 
+    def tag_of(self, ref: str | None) -> str | None:
+        """The catalogued tag a commit ref (a lock's, full or abbreviated) stands for."""
+        if not ref or len(ref) < 7:
+            return None
+        ref = ref.lower()
+        return next((tag for tag, commit in self.commits.items()
+                     if commit.lower().startswith(ref)), None)
+
 
 def _caps(value: Any, where: Any, line: int, name: str) -> tuple[str, ...]:
     """A list of requirement specifiers ("setuptools<82")."""

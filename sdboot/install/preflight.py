@@ -41,8 +41,10 @@ def choose_profile(ctx: InstallContext) -> None:
         webui = WebuiFacts(None, ctx.known.flavor, None, "catalog")
     else:
         flavor = "forge" if "forge" in (ctx.repo or "").lower() else None
-        webui = parse_webui_version(flavor or (ctx.ref or "1.10.1")) if (
-            flavor or (ctx.ref and re.fullmatch(r"v?\d+\.\d+\.\d+(-\w+)?", ctx.ref))) \
+        # a commit (a lock's) of a catalogued release counts as that release
+        ref = (ctx.known.tag_of(ctx.ref) if ctx.known is not None else None) or ctx.ref
+        webui = parse_webui_version(flavor or (ref or "1.10.1")) if (
+            flavor or (ref and re.fullmatch(r"v?\d+\.\d+\.\d+(-\w+)?", ref))) \
             else None
     if webui is not None:
         ctx.record["webui_version"] = webui.version

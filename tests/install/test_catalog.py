@@ -34,6 +34,12 @@ def test_the_shipped_catalog(config: Path) -> None:
     assert catalog["reforge"].clones["stable-diffusion-stability-ai"].endswith(
         "joypaul162/Stability-AI-stablediffusion.git")
     assert len(catalog["forge"].commits["main"]) == 40
+    # a lock's commit stands for its release (the version the flags and the record use)
+    a1111 = catalog["a1111"]
+    assert a1111.tag_of(a1111.commits["v1.10.1"]) == "v1.10.1"
+    assert a1111.tag_of(a1111.commits["v1.10.1"][:10].upper()) == "v1.10.1"
+    assert a1111.tag_of("v1.10.1") is None and a1111.tag_of("82a9") is None
+    assert a1111.tag_of("0" * 40) is None
 
 
 @pytest.mark.parametrize(("field", "value", "words"), [
