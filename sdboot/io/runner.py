@@ -185,7 +185,8 @@ class Runner:
         finally:
             timer.cancel()
             if log_fh is not None:
-                log_fh.write(f"[exit {proc.returncode}]\n")
+                with self._lock:
+                    log_fh.write(f"[exit {proc.returncode}]\n")
                 log_fh.close()
         elapsed = time.monotonic() - start
         timed_out = elapsed >= timeout and proc.returncode != 0
