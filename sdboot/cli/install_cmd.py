@@ -138,10 +138,10 @@ def register(app: typer.Typer) -> None:
             report = run.run()
         except BaseException as exc:
             ui.close()
+            from sdboot.cli.progress import hint_with_log
             from sdboot.errors import SdbootError
 
-            if isinstance(exc, SdbootError) and log.exists() and str(log) not in exc.hint:
-                exc.hint = t("{hint} (full log: {log})", hint=exc.hint, log=log)
+            hint_with_log(exc, log)
             if isinstance(exc, SdbootError) and json_out:  # scripts get a document too
                 emit_json({"schema": "sdboot.install/1", "webui": str(webui_dir or "."),
                            "complete": False, "nothing_to_do": False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -135,3 +136,12 @@ class LiveUI:
 def make_ui(console: Console) -> PlainUI | LiveUI:
     return LiveUI(console) if console.is_terminal and not console.is_dumb_terminal \
         else PlainUI(console)
+
+
+def hint_with_log(exc: BaseException, log: Path) -> None:
+    """A failed install's or update's hint names its full log (once)."""
+    from sdboot.errors import SdbootError
+    from sdboot.i18n import t
+
+    if isinstance(exc, SdbootError) and log.exists() and str(log) not in exc.hint:
+        exc.hint = t("{hint} (full log: {log})", hint=exc.hint, log=log)

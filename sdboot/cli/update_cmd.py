@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help=_("Print sdboot.update/1 JSON.")),
     ) -> None:
         from sdboot.cli.common import console, emit_json
-        from sdboot.cli.progress import make_ui
+        from sdboot.cli.progress import hint_with_log, make_ui
         from sdboot.errors import SdbootError
         from sdboot.install.update import UpdateOptions, UpdateRun
         from sdboot.install.update_plan import UpdateFailed
@@ -86,8 +86,7 @@ def register(app: typer.Typer) -> None:
             report = run.run()
         except BaseException as exc:
             ui.close()
-            if isinstance(exc, SdbootError) and log.exists() and str(log) not in exc.hint:
-                exc.hint = f"{exc.hint} (full log: {log})"
+            hint_with_log(exc, log)
             if isinstance(exc, SdbootError) and json_out:
                 if isinstance(exc, UpdateFailed):
                     doc = exc.report.to_json()
@@ -135,7 +134,7 @@ def register(app: typer.Typer) -> None:
                                                               "JSON.")),
     ) -> None:
         from sdboot.cli.common import console, emit_json
-        from sdboot.cli.progress import make_ui
+        from sdboot.cli.progress import hint_with_log, make_ui
         from sdboot.errors import SdbootError
         from sdboot.install.rollback import run_rollback
         from sdboot.io.datafile import cache_dir
@@ -153,6 +152,7 @@ def register(app: typer.Typer) -> None:
                                   confirm)
         except SdbootError as exc:
             ui.close()
+            hint_with_log(exc, log)
             if json_out:  # scripts get a document on failure too
                 emit_json({"schema": "sdboot.rollback/1", "webui": str(webui_dir or "."),
                            "snapshot": snapshot, "steps": [], "error": {
