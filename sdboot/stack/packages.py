@@ -167,6 +167,20 @@ def render_constraints(profile: Profile, caps: Sequence[str] | None = None) -> s
     )
 
 
+# Written after the profile's part by the requirements step: the WebUI's own exact pins.
+WEBUI_PINS_HEADER = ("# The WebUI's own pins (its requirements file): a later pip call (an\n"
+                     "# extension's installer) cannot move them; one that needs other versions\n"
+                     "# fails instead of breaking the WebUI.\n")
+
+
+def render_webui_constraints(profile: Profile, caps: Sequence[str],
+                             webui_pins: Sequence[str]) -> str:
+    """The constraints file with the WebUI's exact pins after the profile's part (which
+    stays a prefix: the torch step's check compares only that)."""
+    text = render_constraints(profile, caps)
+    return text + (WEBUI_PINS_HEADER + "\n".join(webui_pins) + "\n" if webui_pins else "")
+
+
 def write_constraints(profile: Profile, path: Path, caps: Sequence[str] | None = None,
                       build_path: Path | None = None) -> Path:
     """The constraints file, and (given build_path) the build constraints beside it."""

@@ -44,6 +44,20 @@ class Bootstrap:
     requirements_file: str  # relative to the WebUI folder (REQS_FILE)
     packages: tuple[str, ...]  # the extra packages launch.py installs (URLs or specifiers)
     clones: tuple[Clone, ...]
+    pins: tuple[str, ...] = ()  # the requirements file's exact `name==version` pins
+
+
+# Never taken from the WebUI's requirements as pins: the profile decides the torch stack.
+TORCH_STACK = frozenset({"torch", "torchvision", "torchaudio", "xformers"})
+
+
+def exact_pins(requirements_text: str | None) -> tuple[str, ...]:
+    """`name==version` for each plain exact pin of a requirements file (canonical names,
+    sorted), the torch stack left out."""
+    pins = {name: spec[2:] for name, spec, _ in parse_requirements(requirements_text or "")
+            if spec.startswith("==") and "," not in spec and "*" not in spec
+            and name not in TORCH_STACK}
+    return tuple(f"{name}=={version}" for name, version in sorted(pins.items()))
 
 
 def _value(name: str, env: Mapping[str, str], defaults: Mapping[str, str]) -> str | None:
@@ -73,4 +87,4 @@ def plan_bootstrap(launch_text: str, requirements_text: str | None,
         commit = _value(pin.commit_var, env, defaults) if pin.commit_var else None
         clones.append(Clone(pin.folder, url, commit if commit and _HEX.fullmatch(commit)
                             else None))
-    return Bootstrap(reqs_file, tuple(packages), tuple(clones))
+    return Bootstrap(reqs_file, tuple(packages), tuple(clones), exact_pins(requirements_text))

@@ -88,6 +88,19 @@ def test_full_install_then_noop(lw: LocalWorld, tmp_path: Path) -> None:
     freeze = _freeze(webui)
     assert freeze["clip"] == "1.0" and freeze["sdb-webui-dep"] == "1.0.0"
     assert freeze["setuptools"] == "65.5.0"  # the cap held, for the seeds and the builds
+    # the WebUI's own pins joined the constraints its processes get: a later `pip install -U`
+    # (an extension's installer) cannot move them, though a newer version is on the index
+    constraints = webui / ".sdboot/constraints.txt"
+    assert "\nsdb-webui-dep==1.0.0\n" in constraints.read_text()
+    upgrade = ["-m", "pip", "install", "-q", "-U", "sdb-webui-dep"]
+    newer = subprocess.run(["uv", "pip", "install", "--dry-run", "-U", "--python",
+                            str(webui / "venv/bin/python"), "sdb-webui-dep"],
+                           capture_output=True, text=True, env=lw.env())
+    assert "sdb-webui-dep==2.0.0" in newer.stderr, newer.stderr  # without the pins: moved
+    kept = subprocess.run([str(webui / "venv/bin/python"), *upgrade], capture_output=True,
+                          text=True, env=lw.env(PIP_CONSTRAINT=str(constraints)))
+    assert kept.returncode == 0, kept.stderr
+    assert _freeze(webui)["sdb-webui-dep"] == "1.0.0"
     for repo in ("k-diffusion", "stable-diffusion-stability-ai"):  # origins stay upstream
         assert git("config", "--get", "remote.origin.url",
                    cwd=webui / "repositories" / repo).startswith("https://github.com/")

@@ -76,3 +76,15 @@ def test_no_launch_variables_nothing_extra() -> None:
     # the variable alone is not enough: the launch file must install that package
     assert boot.packages == () and boot.clones == ()
     assert boot.requirements_file == "requirements_versions.txt"
+
+
+def test_exact_pins_of_the_requirements_file() -> None:
+    """What joins the constraints after the requirements step: exact pins only, the torch
+    stack left to the profile, names canonical."""
+    from sdboot.webui.bootstrap import exact_pins
+
+    text = ("setuptools==69.5.1  # temp fix\nGitPython==3.1.32\nPillow==9.5.0\ntorch\n"
+            "torch==2.1.2\nxformers==0.0.23.post1\nnumpy>=1.26\nfoo==1.*\nbar>=1,==1.5\n"
+            "pkg @ https://x.example/p.zip\n-r other.txt\nmarked==1.0 ; python_version<'3.11'\n")
+    assert exact_pins(text) == ("gitpython==3.1.32", "pillow==9.5.0", "setuptools==69.5.1")
+    assert exact_pins(None) == ()

@@ -110,8 +110,9 @@ def build_local_world(root: Path, scenario: Scenario | None = None,
     root.mkdir(parents=True, exist_ok=True)
     index = build_world_index(root / "index")
     deps = root / "index" / "build" / "webui-deps"
-    index.add(build_wheel(deps, "sdb-webui-dep", "1.0.0", {"sdb_webui_dep/__init__.py": ""}),
-              "simple")
+    for version in ("1.0.0", "2.0.0"):  # the WebUI pins 1.0.0; a newer one is out, as always
+        index.add(build_wheel(deps, "sdb-webui-dep", version, {"sdb_webui_dep/__init__.py": ""}),
+                  "simple")
     # like open_clip: needs torch, any version; the constraints keep the pinned one
     index.add(build_wheel(deps, "sdb-clip-stub", "1.0.0", {"sdb_clip_stub/__init__.py": ""},
                           ["torch>=1.7"]), "simple")

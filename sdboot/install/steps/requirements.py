@@ -20,9 +20,14 @@ from sdboot.i18n import N_, Text, t
 from sdboot.install.plan import fingerprint, sha_file
 from sdboot.install.steps.base import Step
 from sdboot.io import git as gitops
-from sdboot.io.files import inside, remove_tree, safe_name
+from sdboot.io.files import atomic_write, inside, remove_tree, safe_name
 from sdboot.io.runner import quote, shown
-from sdboot.stack.packages import INSTALL_TIMEOUT_S, choose_installer, progress_line
+from sdboot.stack.packages import (
+    INSTALL_TIMEOUT_S,
+    choose_installer,
+    progress_line,
+    render_webui_constraints,
+)
 from sdboot.webui.bootstrap import Bootstrap, Clone, plan_bootstrap
 from sdboot.webui.folder import launch_file
 from sdboot.webui.record import mark_step, step_done
@@ -128,6 +133,7 @@ class RequirementsStep(Step):
                 errors = self._collect(clones)
         if errors:
             raise errors[0]
+        self._pin_webui(boot)
         mark_step(self.ctx.record, "requirements", fingerprint=self._fingerprint(boot))
         parts = []
         if installed:
@@ -156,6 +162,15 @@ class RequirementsStep(Step):
                                 "(exit {code}): {output}", installer=kind,
                                 code=res.returncode, output=res.tail(3)), hint, exit_code=1)
         return kind
+
+    def _pin_webui(self, boot: Bootstrap) -> None:
+        """The WebUI's own exact pins join the constraints every later pip call obeys
+        (PIP_CONSTRAINT of its processes): Forge's built-in extension installers upgraded
+        numpy 1.26.2 to 2.2.6 under its `numpy==1.26.2` (seen on the real Forge)."""
+        assert self.ctx.profile is not None
+        text = render_webui_constraints(self.ctx.profile, self.ctx.build_caps(), boot.pins)
+        if not self.ctx.constraints.is_file() or self.ctx.constraints.read_text() != text:
+            atomic_write(self.ctx.constraints, text.encode(), self.ctx.root)
 
     def _progress(self, line: str) -> None:
         if progress_line(line):

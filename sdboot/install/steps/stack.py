@@ -39,7 +39,8 @@ class StackStep(Step):
             want["xformers"] = self.ctx.profile.xformers
         return all(pin_matches(found.get(k), v) for k, v in want.items()) and \
             self.ctx.constraints.is_file() and \
-            self.ctx.constraints.read_text() == render_constraints(self.ctx.profile, caps) and \
+            self.ctx.constraints.read_text().startswith(
+                render_constraints(self.ctx.profile, caps)) and \
             self.ctx.build_constraints.is_file() and \
             self.ctx.build_constraints.read_text() == render_build_constraints(caps)
 
