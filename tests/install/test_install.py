@@ -285,6 +285,20 @@ def test_existing_checkout_is_completed_not_cloned(lw: LocalWorld, tmp_path: Pat
     assert (webui / "my-notes.txt").read_text() == "mine"
 
 
+def test_a_planted_repositories_link_is_refused(lw: LocalWorld, tmp_path: Path) -> None:
+    """repositories/ as a symlink out of the WebUI folder: the requirements step clones
+    nothing through it (exit 2), and nothing lands outside."""
+    webui = tmp_path / "mine"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    git("clone", "-q", lw.github_url + "AUTOMATIC1111/stable-diffusion-webui.git", str(webui))
+    (webui / "repositories").symlink_to(outside)
+    res = sdboot(lw, "install", str(webui), "--mirror", "world", "--json")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "repositories" in json.loads(res.stdout)["error"]["message"]
+    assert list(outside.iterdir()) == []
+
+
 # --- bad input and faults --------------------------------------------------------------------
 
 

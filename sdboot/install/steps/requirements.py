@@ -124,7 +124,7 @@ class RequirementsStep(Step):
         if boot is None:
             return t("no launch file: left to the WebUI")
         missing = self._missing(boot)
-        (self.ctx.root / REPOS).mkdir(exist_ok=True)
+        self._repos().mkdir(exist_ok=True)
         with ThreadPoolExecutor(max_workers=CLONE_WORKERS) as pool:
             clones = [(c, pool.submit(self._clone, c)) for c in missing]
             try:
@@ -179,7 +179,7 @@ class RequirementsStep(Step):
     def _clone(self, clone: Clone) -> str:
         """One repository into repositories/<folder>, through a partial folder so that an
         interrupted clone never looks like a complete one."""
-        repos = self.ctx.root / REPOS
+        repos = self._repos()
         folder = safe_name(clone.folder, t("repository folder"))
         dest = inside(repos, repos / folder, t("a repository folder"))
         partial = inside(repos, repos / f".{folder}.sdboot-partial", t("a partial clone"))
@@ -195,6 +195,10 @@ class RequirementsStep(Step):
             return commit
         os.replace(partial, dest)
         return commit
+
+    def _repos(self) -> Path:
+        """repositories/, proven inside the WebUI folder (a planted link out is refused)."""
+        return inside(self.ctx.root, self.ctx.root / REPOS, t("the repositories folder"))
 
     @staticmethod
     def _collect(clones: list[tuple[Clone, Future[str]]]) -> list[SdbootError]:
