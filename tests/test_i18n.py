@@ -212,3 +212,26 @@ def test_json_is_the_same_in_both_languages(tmp_path: Path) -> None:
     assert zh.returncode == en.returncode
     assert "默认按 Python 3.10" in zh.stdout + zh.stderr
     assert "Python 3.10 assumed" in en.stdout + en.stderr
+
+
+def test_chinese_help_fits_80_columns_in_cells() -> None:
+    """click counts characters; a Chinese character takes two cells: --help in Chinese is
+    wrapped by cells (between characters, punctuation kept with its text), English as click
+    wraps it."""
+    import subprocess
+    import sys
+
+    from rich.cells import cell_len
+
+    for args in (["--help"], ["install", "--help"], ["doctor", "--help"]):
+        for lang in ("zh_CN", "en"):
+            res = subprocess.run([sys.executable, "-m", "sdboot", *args], capture_output=True,
+                                 text=True, env={**clean_env(), "SDBOOT_LANG": lang,
+                                                 "COLUMNS": "80"}, timeout=60)
+            assert res.returncode == 0, res.stderr
+            wide = [line for line in res.stdout.splitlines() if cell_len(line) > 80]
+            assert not wide, (lang, args, wide)
+            if lang == "zh_CN":
+                assert "用法" in res.stdout
+                assert not any(line.lstrip().startswith(("，", "。", "）", "：", "；"))
+                               for line in res.stdout.splitlines()), res.stdout

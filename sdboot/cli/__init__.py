@@ -33,12 +33,15 @@ from sdboot.errors import NOTHING_CHANGED, SdbootError
 from sdboot.i18n import N_, _, local_or_lookup, t
 
 HELP = _("""\
-sdboot sets up and repairs Stable Diffusion WebUI (AUTOMATIC1111 and Forge): it finds
-your GPU and driver, picks a torch / torchvision / xformers set that really runs on it,
-and proves that CUDA torch works before anything is launched.
+sdboot sets up and repairs Stable Diffusion WebUI (AUTOMATIC1111, Forge, reForge, Forge Neo):
+it finds your GPU and driver, picks a torch / torchvision / xformers set that really runs on
+it, and proves that CUDA torch works before anything is launched.
 
 Start with:  sdboot gpu   then   sdboot install   (mainland China: sdboot install --mirror cn)
-Broken install?  sdboot doctor        Start it:  sdboot launch --auto
+
+Broken install?  sdboot doctor
+
+Start it:  sdboot launch --auto
 """)
 
 app = typer.Typer(

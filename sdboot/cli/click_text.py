@@ -35,6 +35,7 @@ def install() -> None:
         from typer._click import core, formatting
     except ImportError:  # a typer without its own click: its texts stay English
         return
+    _wrap_by_cells(formatting)
     write_usage = formatting.HelpFormatter.write_usage
 
     def usage(self: Any, prog: str, args: str = "", prefix: str | None = None) -> None:
@@ -63,6 +64,47 @@ def install() -> None:
         return options
 
     main.get_install_completion_arguments = completion
+
+
+def _wrap_by_cells(formatting: Any) -> None:
+    """Chinese --help fits the terminal: click measures text in characters, so a line of
+    Chinese (two cells a character) came out twice the terminal's width. Widths are counted
+    in cells, and a paragraph with wide characters breaks between them (as cli/terminal.py
+    breaks doctor's lines); text without any wraps exactly as click wraps it."""
+    from rich.cells import cell_len
+
+    from sdboot.cli.terminal import breaks
+
+    click_wrap = formatting.wrap_text
+    strip_ansi = getattr(formatting, "strip_ansi", None) or (lambda text: text)
+
+    def wrap_text(text: str, width: int = 78, initial_indent: str = "",
+                  subsequent_indent: str = "", preserve_paragraphs: bool = False) -> str:
+        if not _WIDE.search(text):
+            return str(click_wrap(text, width, initial_indent, subsequent_indent,
+                                  preserve_paragraphs))
+        out = []
+        paragraphs = re.split(r"\n[ \t]*\n", text.expandtabs()) if preserve_paragraphs \
+            else [text]
+        for para in paragraphs:
+            lines = para.splitlines()
+            if lines and lines[0].strip() == "\b":  # click's "keep as written" block
+                out.append("\n".join(initial_indent + line for line in lines[1:]))
+                continue
+            plain = " ".join(line.strip() for line in lines)
+            first = max(width - len(initial_indent), 10)
+            cuts = breaks(plain, first, len(subsequent_indent) - len(initial_indent))
+            pieces = [plain[a:b].rstrip()
+                      for a, b in zip([0, *cuts], [*cuts, len(plain)], strict=True)]
+            out.append("\n".join((initial_indent if i == 0 else subsequent_indent) + piece
+                                 for i, piece in enumerate(pieces)))
+        return "\n\n".join(out)
+
+    formatting.wrap_text = wrap_text
+    formatting.term_len = lambda text: cell_len(strip_ansi(text))
+
+
+_WIDE = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
 
 
 def _table(*rows: tuple[str, str]) -> list[tuple[re.Pattern[str], str]]:
