@@ -73,8 +73,6 @@ def _wrap_by_cells(formatting: Any) -> None:
     breaks doctor's lines); text without any wraps exactly as click wraps it."""
     from rich.cells import cell_len
 
-    from sdboot.cli.terminal import breaks
-
     click_wrap = formatting.wrap_text
     strip_ansi = getattr(formatting, "strip_ansi", None) or (lambda text: text)
 
@@ -83,6 +81,8 @@ def _wrap_by_cells(formatting: Any) -> None:
         if not _WIDE.search(text):
             return str(click_wrap(text, width, initial_indent, subsequent_indent,
                                   preserve_paragraphs))
+        from sdboot.cli.terminal import breaks  # wide text only: not on every start
+
         out = []
         paragraphs = re.split(r"\n[ \t]*\n", text.expandtabs()) if preserve_paragraphs \
             else [text]

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
-from rich.spinner import Spinner
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
     from rich.live import Live
+    from rich.spinner import Spinner
 
 # East Asian wide characters: a line may break before or after any of them (Chinese text
 # has no spaces), except inside punctuation: an opening mark stays with what follows it, a
@@ -109,6 +109,8 @@ class _Spinner:
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.live: Live | None = None
+        from rich.spinner import Spinner  # only when one turns: not on every command's start
+
         self.spinner = Spinner("dots")
         self.stopped = False
         self.timer = threading.Timer(GRACE_S, self.start)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from sdboot.errors import SdbootError
 from sdboot.i18n import t
+from sdboot.io.files import exclusive_lock
 from sdboot.io.runner import quote
 from sdboot.mirrors.blocks import BlockKind
 from sdboot.mirrors.env import MirrorEnv
@@ -172,3 +175,20 @@ def check_target(root: Path) -> None:
     if root.is_dir() and not is_webui(root) and any(root.iterdir()):
         raise SdbootError(t("{dir} is not empty and holds no WebUI", dir=root),
                           t("give a new or empty folder, or an existing WebUI checkout"))
+
+
+@contextmanager
+def webui_lock(root: Path) -> Iterator[None]:
+    """One sdboot at a time changes a WebUI (install, update, rollback, uninstall): the lock
+    beside the folder, removed again when done (a killed holder's lock is released by the
+    OS). Another holder: exit 1 before anything changes."""
+    lock = root.parent / f".{root.name}.sdboot.lock"
+    with exclusive_lock(lock) as held:
+        if not held:
+            raise SdbootError(t("another sdboot install is running for {dir}", dir=root),
+                              t("wait for it to finish (or stop it), then run again"),
+                              exit_code=1)
+        try:
+            yield
+        finally:  # no clutter beside the WebUI (removed while held)
+            lock.unlink(missing_ok=True)

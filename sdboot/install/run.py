@@ -26,10 +26,10 @@ from sdboot.install.plan import (
     check_target,
     disk_verdict,
     install_block,
+    webui_lock,
 )
 from sdboot.install.preflight import choose_mirrors, choose_profile, ensure_python, preflight
 from sdboot.install.steps import Step, plan_steps
-from sdboot.io.files import exclusive_lock
 from sdboot.mirrors.loading import select
 from sdboot.mirrors.status import webui_selection
 from sdboot.webui.record import mark_step
@@ -48,18 +48,9 @@ class InstallRun(InstallContext):
         check_target(self.root)
         if self.opts.dry_run:
             return self._run_locked()
-        lock = self.root.parent / f".{self.root.name}.sdboot.lock"
-        with exclusive_lock(lock) as held:
-            if not held:
-                raise SdbootError(t("another sdboot install is running for {dir}",
-                                    dir=self.root),
-                                  t("wait for it to finish (or stop it), then run again"),
-                                  exit_code=1)
+        with webui_lock(self.root):
             keep_on_interrupt(KEPT_RESUME)  # Ctrl-C from here: the hint says what is kept
-            try:
-                return self._run_locked()
-            finally:  # success or failure: no clutter beside the WebUI (removed while held)
-                lock.unlink(missing_ok=True)
+            return self._run_locked()
 
     def _run_locked(self) -> InstallReport:
         steps = self.steps()

@@ -19,9 +19,9 @@ from typing import Any
 
 from sdboot.errors import SdbootError, keep_on_interrupt
 from sdboot.i18n import N_, t
-from sdboot.install.plan import INSTALL_BLOCK
+from sdboot.install.plan import INSTALL_BLOCK, webui_lock
 from sdboot.install.registry import forget_install, read_registry, tree_size
-from sdboot.io.files import atomic_write, exclusive_lock, remove_tree
+from sdboot.io.files import atomic_write, remove_tree
 from sdboot.io.statefile import STATE_DIR, state_dir
 from sdboot.mirrors.blocks import (
     BACKUP_SUFFIX,
@@ -143,24 +143,15 @@ def run_uninstall(plan: UninstallPlan) -> list[str]:
     """Carry the plan out; returns notes. Holds the install lock (an install running for
     this folder makes this exit 1 before anything changes)."""
     root = plan.root
-    lock = root.parent / f".{root.name}.sdboot.lock"  # the one install/run.py holds
     notes = list(plan.notes)
-    with exclusive_lock(lock) as held:
-        if not held:
-            raise SdbootError(t("an sdboot install is running for {root}", root=root),
-                              t("wait for the install to finish (or stop it), then run the "
-                                "command again"),
-                              exit_code=1)
+    with webui_lock(root):  # the one install holds
         keep_on_interrupt(RESUME)
-        try:
-            if plan.everything:
-                remove_tree(root.parent, root, "the WebUI folder")
-            else:
-                notes += _give_back_files(plan)
-                for removal in plan.removals:
-                    remove_tree(root, removal.path, removal.what)
-        finally:
-            lock.unlink(missing_ok=True)
+        if plan.everything:
+            remove_tree(root.parent, root, "the WebUI folder")
+        else:
+            notes += _give_back_files(plan)
+            for removal in plan.removals:
+                remove_tree(root, removal.path, removal.what)
     if plan.registered:
         notes += forget_install(root)
     return notes

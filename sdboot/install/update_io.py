@@ -13,11 +13,11 @@ from typing import Any
 from sdboot.errors import SdbootError
 from sdboot.i18n import _, t
 from sdboot.install.context import InstallContext
-from sdboot.install.plan import InstallOptions, StepUI, target
+from sdboot.install.plan import InstallOptions, StepUI, target, webui_lock
 from sdboot.install.update_git import Git
 from sdboot.install.update_plan import UPDATE_SCHEMA, UPDATE_STATE
 from sdboot.io import git as gitops
-from sdboot.io.files import atomic_write, exclusive_lock
+from sdboot.io.files import atomic_write
 from sdboot.io.runner import Runner
 from sdboot.webui.folder import is_webui
 
@@ -93,20 +93,12 @@ def open_install(webui_dir: Path, ui: StepUI, runner: Runner) -> tuple[InstallCo
 
 @contextmanager
 def install_lock(root: Path, dry_run: bool) -> Iterator[None]:
-    """The lock `sdboot install` takes: one sdboot at a time changes a WebUI."""
+    """The lock `sdboot install` takes (none in a dry run, which changes nothing)."""
     if dry_run:
         yield
         return
-    lock = root.parent / f".{root.name}.sdboot.lock"
-    with exclusive_lock(lock) as held:
-        if not held:
-            raise SdbootError(t("another sdboot install is running for {dir}", dir=root),
-                              t("wait for it to finish (or stop it), then run again"),
-                              exit_code=1)
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
+    with webui_lock(root):
+        yield
 
 
 def save_state(root: Path, state: dict[str, Any]) -> None:

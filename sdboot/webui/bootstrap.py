@@ -17,7 +17,7 @@ installing both would give the resolver two sources of one distribution."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sdboot.webui.folder import parse_clone_pins, parse_env_defaults, parse_requirements
@@ -67,12 +67,15 @@ def _value(name: str, env: Mapping[str, str], defaults: Mapping[str, str]) -> st
     return None
 
 
-def plan_bootstrap(launch_text: str, requirements_text: str | None,
+def plan_bootstrap(launch_text: str,
+                   requirements: str | Callable[[str], str | None] | None,
                    env: Mapping[str, str]) -> Bootstrap:
     """The preparation of a WebUI whose launch file reads launch_text, run with env (the
-    environment sdboot gives launch.py: mirror variables included)."""
+    environment sdboot gives launch.py: mirror variables included). `requirements` is the
+    requirements file's text, or reads it given its name (REQS_FILE, or the default)."""
     defaults = parse_env_defaults(launch_text)
     reqs_file = _value("REQS_FILE", env, defaults) or REQS_FILE_DEFAULT
+    requirements_text = requirements(reqs_file) if callable(requirements) else requirements
     named = {name for name, _, _ in parse_requirements(requirements_text or "")}
     packages = []
     for var, (_module, dist) in EXTRA_PACKAGES.items():

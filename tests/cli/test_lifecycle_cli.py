@@ -5,34 +5,17 @@ keep the exit codes and the English JSON."""
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli.test_terminal import in_pty
 from tests.conftest import ROOT, clean_env, run_cli
 from tests.world.launchfiles import write_webui
 
 
 def on_terminal(args: list[str], answer: bytes, env: dict[str, str]) -> tuple[int, str]:
     """Run sdboot with a pseudo-terminal as stdin/stdout/stderr, typing `answer`."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "sdboot", *args], stdin=slave,
-                            stdout=slave, stderr=slave, env=clean_env(env), cwd=ROOT)
-    os.close(slave)
-    os.write(master, answer)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    return proc.wait(timeout=60), out.decode("utf-8", "replace")
+    rc, out, _screen = in_pty(args, 200, clean_env(env), ROOT, answer=answer)
+    return rc, out
 
 
 def _webui(tmp_path: Path) -> Path:

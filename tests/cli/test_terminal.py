@@ -75,17 +75,19 @@ def _env(gpu_libs: GpuLibs, config_dir: Path) -> dict[str, str]:
 
 
 def in_pty(argv: list[str], cols: int, env: dict[str, str], cwd: Path,
-           timeout: float = 60, ctrl_c_after: float | None = None,
+           timeout: float = 60, ctrl_c_after: float | None = None, answer: bytes = b"",
            ) -> tuple[int, str, list[str]]:
-    """Run sdboot on a pty of `cols` columns (pressing Ctrl-C after `ctrl_c_after`
-    seconds): its exit code, what it wrote (escape codes and all), and the screen's lines
-    at the end."""
+    """Run sdboot on a pty of `cols` columns (typing `answer`, pressing Ctrl-C after
+    `ctrl_c_after` seconds): its exit code, what it wrote (escape codes and all), and the
+    screen's lines at the end."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, cols, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "sdboot", *argv], stdin=slave,
                             stdout=slave, stderr=slave, env=env, cwd=cwd,
                             start_new_session=True)
     os.close(slave)
+    if answer:
+        os.write(master, answer)
     started = time.monotonic()
     out, deadline = b"", started + timeout
     try:

@@ -45,12 +45,12 @@ class RequirementsStep(Step):
         lf = launch_file(self.ctx.root)
         if lf is None:
             return None
-        text = lf.read_text(encoding="utf-8", errors="replace")
-        env = self.ctx.webui_env()
-        reqs = plan_bootstrap(text, None, env).requirements_file
-        path = self._requirements_path(reqs)
-        req_text = path.read_text(encoding="utf-8", errors="replace") if path else None
-        return plan_bootstrap(text, req_text, env)
+        def read(name: str) -> str | None:
+            path = self._requirements_path(name)
+            return path.read_text(encoding="utf-8", errors="replace") if path else None
+
+        return plan_bootstrap(lf.read_text(encoding="utf-8", errors="replace"), read,
+                              self.ctx.webui_env())
 
     def _requirements_path(self, name: str) -> Path | None:
         """The requirements file inside the WebUI folder (REQS_FILE may be set by the
